@@ -1,0 +1,197 @@
+"""``metarl``: one entry point.
+
+    metarl train CONFIG [--set k=v ...] [--run-dir DIR] [--seed N] [--iterations N] [--eval-tasks N]
+    metarl train --resume RUN_DIR [--iterations N]
+    metarl evaluate RUN_DIR [--split test] [--tasks N]
+    metarl adapt RUN_DIR --task velocity=2.5 [--task ...] [--steps 3] [--episodes 20] [--video F]
+    metarl envs
+
+Bad input (config, files, arguments) prints one ``error:`` line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from metarl.run.errors import UserError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="metarl", description="Meta-learning for PyTorch.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{train,evaluate,adapt,envs}")
+
+    t = sub.add_parser("train", help="meta-train from a YAML config, or resume a run")
+    t.add_argument("config", nargs="?", help="YAML config, e.g. configs/fewshot/sinusoid_maml.yaml")
+    t.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set algo.inner_lr=0.05 (repeatable)",
+    )
+    t.add_argument(
+        "--run-dir", type=Path, help="where to write the run (default runs/<config>-<time>)"
+    )
+    t.add_argument("--seed", type=int, help="override the config's seed")
+    t.add_argument(
+        "--resume", type=Path, metavar="RUN_DIR", help="continue a run from its last checkpoint"
+    )
+    t.add_argument("--iterations", type=int, help="override train.iterations (outer iterations)")
+    t.add_argument("--eval-tasks", type=int, help="override eval.tasks (held-out tasks evaluated)")
+
+    e = sub.add_parser("evaluate", help="re-evaluate a run's last checkpoint")
+    e.add_argument("run_dir", type=Path)
+    e.add_argument("--split", default="test", choices=["train", "val", "test"])
+    e.add_argument("--tasks", type=int, help="number of held-out tasks (default: the config's)")
+
+    a = sub.add_parser("adapt", help="adapt a trained meta-RL policy to given task variants")
+    a.add_argument("run_dir", type=Path)
+    a.add_argument(
+        "--task",
+        action="append",
+        required=True,
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="one task, e.g. --task velocity=2.5 (repeat for more tasks)",
+    )
+    a.add_argument("--steps", type=int, default=3, help="inner gradient steps (default 3)")
+    a.add_argument("--episodes", type=int, default=20, help="episodes per step (default 20)")
+    a.add_argument("--video", type=Path, help="record an episode of the adapted policy (mp4)")
+
+    sub.add_parser("envs", help="list the registered task-distribution environments")
+    return p
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value <= 0:
+        raise UserError(f"{name} must be a positive integer, got {value}")
+
+
+def cmd_train(args: argparse.Namespace, console: Console) -> int:
+    from metarl.run import config as cfgmod
+    from metarl.run import rundir, trainer
+
+    _positive("--iterations", args.iterations)
+    _positive("--eval-tasks", args.eval_tasks)
+    extra = list(args.overrides)
+    if args.iterations is not None:
+        extra.append(f"train.iterations={args.iterations}")
+    if args.eval_tasks is not None:
+        extra.append(f"eval.tasks={args.eval_tasks}")
+    if args.resume is not None:
+        if args.config or args.overrides or args.seed is not None or args.run_dir:
+            raise UserError(
+                "--resume continues a run with its saved config; drop CONFIG/--set/--seed/--run-dir "
+                "(only --iterations and --eval-tasks may change)"
+            )
+        run_dir = args.resume
+        config = rundir.load_run_config(run_dir)
+        rundir.checkpoint_path(run_dir)  # existence is checked when loading
+        if extra:
+            data = cfgmod.apply_overrides(config.model_dump(mode="json"), extra)
+            config = cfgmod.validate(data, "--iterations/--eval-tasks")
+        from metarl.run.checkpoint import load_checkpoint
+
+        state = load_checkpoint(rundir.checkpoint_path(run_dir))  # fail before touching anything
+        if state["iteration"] > config.train.iterations:
+            raise UserError(
+                f"the checkpoint is at iteration {state['iteration']}, beyond --iterations "
+                f"{config.train.iterations}"
+            )
+        (run_dir / rundir.CONFIG_NAME).write_text(cfgmod.dump_config(config))
+        trainer.train(config, run_dir, resume=True, console=console)
+        return 0
+    if not args.config:
+        raise UserError("give a CONFIG file (see configs/) or --resume RUN_DIR")
+    if args.seed is not None:
+        extra.append(f"seed={args.seed}")
+    config = cfgmod.load_config(args.config, extra)
+    run_dir = args.run_dir or rundir.default_run_dir(args.config)
+    rundir.create_run_dir(run_dir, config)
+    console.print(f"run directory: {run_dir}")
+    trainer.train(config, run_dir, console=console)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
+    from metarl.run import rundir, trainer
+
+    _positive("--tasks", args.tasks)
+    config = rundir.load_run_config(args.run_dir)
+    curve = trainer.evaluate_run(args.run_dir, config, args.split, args.tasks)
+    console.print(
+        trainer.curve_table(curve, f"{args.run_dir} ({args.split}, {curve.num_tasks} tasks)")
+    )
+    return 0
+
+
+def parse_task(text: str) -> dict:
+    """``velocity=2.5`` or ``goal=[0.1,0.2]`` or ``a=1,b=2`` -> a task dict (values as YAML)."""
+    from metarl.run.config import parse_yaml
+
+    task = {}
+    for part in _split_top(text):
+        key, sep, raw = part.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--task expects KEY=VALUE (e.g. velocity=2.5), got {text!r}")
+        task[key.strip()] = parse_yaml(raw, f"--task {text}")
+    return task
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas that are not inside brackets (so goal=[1,2] stays whole)."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += ch in "[(" and 1 or (-1 if ch in "])" else 0)
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return [p for p in parts if p.strip()]
+
+
+def cmd_adapt(args: argparse.Namespace, console: Console) -> int:
+    from metarl.run import adapt as adaptmod
+
+    _positive("--steps", args.steps)
+    _positive("--episodes", args.episodes)
+    tasks = [parse_task(t) for t in args.task]
+    adaptmod.adapt_run(args.run_dir, tasks, args.steps, args.episodes, args.video, console)
+    return 0
+
+
+def cmd_envs(args: argparse.Namespace, console: Console) -> int:
+    from metarl.run.envs_table import envs_table
+
+    console.print(envs_table())
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "adapt": cmd_adapt, "envs": cmd_envs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console()
+    try:
+        return COMMANDS[args.command](args, console)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "interrupted; the last completed iteration was checkpointed: "
+            "continue with `metarl train --resume RUN_DIR`",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

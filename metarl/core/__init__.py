@@ -1,0 +1,44 @@
+"""The shared meta-learning core (torch only): parameters as data, the inner loop, task batching
+(loop or vmap), the MAML family, Reptile, and adaptation-curve statistics."""
+
+from .adapt import adapt, gradient_step
+from .batching import MODES, choose_task_batching, map_tasks
+from .curve import adaptation_curve
+from .evaluation import AdaptationCurve, summarize
+from .maml import MAML
+from .params import (
+    Params,
+    detach_params,
+    expand_params,
+    functional,
+    named_params,
+    select_names,
+    stack_params,
+    unstack_params,
+)
+from .reptile import Reptile, adam_step, adam_steps, reptile_update, sgd_steps
+
+__all__ = [
+    "MAML",
+    "MODES",
+    "AdaptationCurve",
+    "Params",
+    "Reptile",
+    "adam_step",
+    "adam_steps",
+    "adaptation_curve",
+    "adapt",
+    "choose_task_batching",
+    "detach_params",
+    "expand_params",
+    "functional",
+    "gradient_step",
+    "map_tasks",
+    "named_params",
+    "reptile_update",
+    "select_names",
+    "sgd_steps",
+    "stack_params",
+    "summarize",
+    "unstack_params",
+]

@@ -1,0 +1,80 @@
+"""Run one function over the tasks of a meta-batch: a Python loop, or ``torch.func.vmap``.
+
+Both give the same numbers (tested to 1e-5); which is faster depends on the model and the data
+size (REFERENCE.md section 5: vmap wins with small query sets, the loop with large ones), so the
+choice is a setting, and ``"auto"`` is resolved by timing both on the first real batch
+(:func:`choose_task_batching`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import torch
+from torch.utils import _pytree as pytree
+
+TaskBatching = Literal["auto", "vmap", "loop"]
+MODES = ("auto", "vmap", "loop")
+
+
+def _batch_size(args: Sequence[Any], in_dims: Sequence[int | None]) -> int:
+    for arg, dim in zip(args, in_dims):
+        if dim is not None:
+            leaves = pytree.tree_leaves(arg)
+            if leaves:
+                return int(leaves[0].shape[dim])
+    raise ValueError("map_tasks needs at least one argument with a task dimension (in_dims 0)")
+
+
+def map_tasks(
+    fn: Callable[..., Any],
+    *args: Any,
+    in_dims: Sequence[int | None],
+    mode: str = "vmap",
+) -> Any:
+    """Apply ``fn`` to every task and stack its outputs along a new leading dimension.
+
+    Arguments whose ``in_dims`` entry is 0 carry a leading task dimension (pytrees of tensors are
+    fine); ``None`` arguments are shared by all tasks.
+    """
+    if len(args) != len(in_dims):
+        raise ValueError(f"map_tasks got {len(args)} arguments but {len(in_dims)} in_dims")
+    if mode == "vmap":
+        return torch.func.vmap(fn, in_dims=tuple(in_dims))(*args)
+    if mode != "loop":
+        raise ValueError(f"task batching must be 'vmap' or 'loop' here, got {mode!r}")
+    n = _batch_size(args, in_dims)
+    outs = []
+    for i in range(n):
+        task_args = [
+            arg if dim is None else pytree.tree_map(lambda t, i=i: t[i], arg)
+            for arg, dim in zip(args, in_dims)
+        ]
+        outs.append(fn(*task_args))
+    flat, spec = zip(*(pytree.tree_flatten(o) for o in outs))
+    stacked = [torch.stack(leaves) for leaves in zip(*flat)]
+    return pytree.tree_unflatten(stacked, spec[0])
+
+
+def choose_task_batching(
+    run: Callable[[str], None], repeats: int = 5
+) -> tuple[str, dict[str, float]]:
+    """Time ``run(mode)`` for ``"vmap"`` and ``"loop"``; return the faster mode and the timings.
+
+    ``run`` should perform one full meta-iteration's computation (forward and backward) on a real
+    batch without changing any state. After one warm-up call each, the modes are timed in turn
+    (interleaved, so a burst of load elsewhere hits both) and each keeps its fastest time: the
+    minimum is the estimate least disturbed by other processes on a shared machine.
+    """
+    modes = ("vmap", "loop")
+    for mode in modes:
+        run(mode)
+    timings = {mode: float("inf") for mode in modes}
+    for _ in range(repeats):
+        for mode in modes:
+            start = time.perf_counter()
+            run(mode)
+            timings[mode] = min(timings[mode], time.perf_counter() - start)
+    return min(timings, key=timings.__getitem__), timings

@@ -1,0 +1,48 @@
+"""Adaptation curves: a metric after 0, 1, ..., S inner steps, mean and 95% CI over tasks."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class AdaptationCurve:
+    """``mean[i]``, ``ci95[i]`` and ``stderr[i]`` of ``metric`` after ``steps[i]`` inner steps.
+
+    ``ci95 = 1.96 * stderr`` with ``stderr = std(ddof=1) / sqrt(num_tasks)``, the convention of
+    the MAML and Reptile papers' tables.
+    """
+
+    metric: str
+    steps: list[int]
+    mean: list[float]
+    ci95: list[float]
+    stderr: list[float]
+    num_tasks: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def summarize(metric: str, values: Tensor, steps: list[int] | None = None) -> AdaptationCurve:
+    """Summarise ``values`` shaped ``[len(steps), tasks]`` (one row per number of inner steps)."""
+    values = torch.as_tensor(values, dtype=torch.float64)
+    if values.dim() != 2:
+        raise ValueError(f"values must be [steps, tasks], got shape {tuple(values.shape)}")
+    n = values.shape[1]
+    steps = list(range(values.shape[0])) if steps is None else list(steps)
+    mean = values.mean(1)
+    std = values.std(1, unbiased=True) if n > 1 else torch.zeros_like(mean)
+    stderr = std / math.sqrt(n)
+    return AdaptationCurve(
+        metric=metric,
+        steps=steps,
+        mean=[float(x) for x in mean],
+        ci95=[float(1.96 * x) for x in stderr],
+        stderr=[float(x) for x in stderr],
+        num_tasks=int(n),
+    )

@@ -1,0 +1,67 @@
+"""``metarl adapt``: adapt a trained meta-RL policy to task variants it may never have seen."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .errors import UserError
+from .rundir import checkpoint_path, load_run_config
+from .trainer import build_experiment
+
+
+def adapt_run(
+    run_dir: Path,
+    tasks: list[dict],
+    steps: int,
+    episodes: int,
+    video: Path | None,
+    console: Console,
+) -> Path:
+    """Print returns after 0..``steps`` inner steps per task; save the adapted parameters."""
+    config = load_run_config(run_dir)
+    if config.domain != "rl":  # type: ignore[attr-defined]
+        raise UserError(
+            f"{run_dir} is a {config.domain} run; `metarl adapt` adapts meta-RL policies"
+        )  # type: ignore[attr-defined]
+    state = load_checkpoint(checkpoint_path(run_dir))
+    experiment = build_experiment(config)
+    experiment.load_state_dict(state["experiment"])
+    try:
+        rows, adapted = experiment.adapt_to_tasks(tasks, steps, episodes)  # type: ignore[attr-defined]
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    table = Table(title=f"returns after adaptation ({episodes} episodes per step)")
+    table.add_column("task")
+    for s in range(steps + 1):
+        table.add_column(f"{s} steps", justify="right")
+    for task, row in zip(tasks, rows):
+        table.add_row(json.dumps(task), *(f"{r:.2f}" for r in row))
+    console.print(table)
+    out = run_dir / "adapted" / f"adapted-{time.strftime('%Y%m%d-%H%M%S')}.pt"
+    save_checkpoint(
+        {
+            "iteration": state["iteration"],
+            "experiment": {},
+            "tasks": [json.dumps(t) for t in tasks],
+            "steps": steps,
+            "returns": [[float(r) for r in row] for row in rows],
+            "params": [{k: v.detach().clone() for k, v in p.items()} for p in adapted],
+        },
+        out,
+    )
+    console.print(f"adapted parameters: {out}")
+    if video is not None:
+        try:
+            experiment.record_video(adapted[0], tasks[0], video)  # type: ignore[attr-defined]
+        except ImportError as e:
+            raise UserError(
+                f"--video needs the video extra: pip install 'metarl[video]' ({e})"
+            ) from None
+        console.print(f"video of the adapted policy on {json.dumps(tasks[0])}: {video}")
+    return out

@@ -1,0 +1,55 @@
+"""Checkpoints: written atomically (temp file, fsync, rename), read with ``weights_only=True``.
+
+A checkpoint holds tensors and plain Python data only, so loading it never runs pickled code.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import UserError
+
+CHECKPOINT_NAME = "last.pt"
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """Write ``state`` to ``path`` so that a crash at any moment leaves the old file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint`; a bad file is a :class:`UserError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(
+            f"no checkpoint at {path}: the run has not reached its first checkpoint "
+            "(train.checkpoint_every) or the directory is not a metarl run"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, corrupt, or not a torch file
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(
+            f"checkpoint {path} is unreadable ({reason}); it may be truncated or corrupt. "
+            "Restore it from a backup or start a new run; nothing was changed"
+        ) from None
+    if not isinstance(state, dict) or "iteration" not in state or "experiment" not in state:
+        raise UserError(f"checkpoint {path} is not a metarl checkpoint (no iteration/experiment)")
+    return state

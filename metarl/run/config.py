@@ -1,0 +1,166 @@
+"""Load a YAML experiment config, apply ``--set`` overrides, and validate it.
+
+Every mistake becomes one :class:`UserError` that names the key, the value and what is allowed::
+
+    error: config.yaml: unknown key `algo.inner_lrr`; did you mean `inner_lr`? allowed keys in
+    `algo`: first_order, inner_lr, ...
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .errors import UserError
+
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads ``1e-3`` as a float (plain PyYAML reads it as a string)."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+def parse_yaml(text: str, source: str = "<string>") -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        raise UserError(f"{source}: not valid YAML: {str(e).splitlines()[0]}") from None
+
+
+DOMAINS = ("fewshot", "rl")
+
+
+def domain_schema(domain: str) -> type[BaseModel]:
+    """The config model of a domain (imported on demand: a few-shot run never imports gym)."""
+    if domain == "fewshot":
+        from metarl.fewshot.config import FewShotConfig
+
+        return FewShotConfig
+    from metarl.rl.config import RLConfig
+
+    return RLConfig
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        hint = " (it is a directory; give the YAML file)" if path.is_dir() else ""
+        raise UserError(f"config file not found: {path}{hint}; see configs/ for examples")
+    data = parse_yaml(path.read_text(), str(path))
+    if not isinstance(data, dict):
+        raise UserError(
+            f"{path}: a config is a YAML mapping of sections, got {type(data).__name__}"
+        )
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` strings; values are parsed as YAML (``0.05``, ``true``, ``[64, 64]``)."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set expects key.sub=value, got {item!r}")
+        parts = key.strip().split(".")
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise UserError(f"--set {item}: `{where}` is a value, not a section")
+            node = child
+        node[parts[-1]] = parse_yaml(raw, f"--set {item}")
+    return data
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation may hold (through Optional / Union / Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, typing.Annotated):
+        return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+    return []
+
+
+def _check_keys(model: type[BaseModel], data: Any, path: str, source: str) -> None:
+    """Reject unknown keys with a did-you-mean and the list of allowed keys."""
+    if not isinstance(data, dict):
+        return
+    fields = model.model_fields
+    for key in data:
+        if key not in fields:
+            where = f"`{path}`" if path else "the top level"
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            full = f"{path}.{key}" if path else str(key)
+            raise UserError(
+                f"{source}: unknown key `{full}`{hint} allowed keys in {where}: "
+                f"{', '.join(sorted(fields))}"
+            )
+    for key, field in fields.items():
+        models = _models_in(field.annotation)
+        if len(models) == 1 and key in data:
+            _check_keys(models[0], data[key], f"{path}.{key}" if path else key, source)
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    value = err.get("input")
+    msg = err["msg"]
+    ctx = err.get("ctx") or {}
+    if err["type"] == "missing":
+        return f"missing key `{loc}`: {msg.lower()}"
+    if err["type"] == "value_error" and "error" in ctx:
+        msg = str(ctx["error"])
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"`{loc}` = {shown}: {msg}"
+
+
+def validate(data: dict[str, Any], source: str = "config") -> BaseModel:
+    """Validate a raw config dict; return the domain's typed config or raise :class:`UserError`."""
+    domain = data.get("domain")
+    if domain not in DOMAINS:
+        raise UserError(
+            f"{source}: `domain` = {domain!r}: must be one of {', '.join(DOMAINS)} "
+            "(fewshot: supervised few-shot; rl: meta-reinforcement learning)"
+        )
+    model = domain_schema(domain)
+    _check_keys(model, data, "", source)
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        errors = e.errors(include_url=False)
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise UserError(f"{source}: {_describe(errors[0])}{more}") from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> BaseModel:
+    """Read, override and validate a config file."""
+    data = apply_overrides(read_config_file(path), overrides or [])
+    return validate(data, str(path))
+
+
+def dump_config(config: BaseModel) -> str:
+    """The resolved config as YAML (what ``config.yaml`` in a run directory holds)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

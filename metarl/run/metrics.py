@@ -1,0 +1,57 @@
+"""Metrics of a run: one JSON object per logged iteration in ``metrics.jsonl``, and the same
+scalars as TensorBoard events under their namespaced tags (``train/...``, ``eval/...``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+class MetricsLog:
+    """Append-only metrics; on resume, rows past the checkpoint are dropped so the file matches
+    the state the run continues from."""
+
+    def __init__(self, run_dir: Path, resume_from: int | None = None) -> None:
+        self.path = run_dir / "metrics.jsonl"
+        if resume_from is not None and self.path.exists():
+            kept = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("iteration", 0) <= resume_from
+            ]
+            self.path.write_text("".join(line + "\n" for line in kept))
+        self._file = self.path.open("a")
+        self._tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(
+                str(run_dir / "tensorboard"),
+                purge_step=None if resume_from is None else resume_from + 1,
+            )
+        except ImportError:  # tensorboard is a dependency; keep going without it if removed
+            self._tb = None
+
+    def log(self, iteration: int, values: dict[str, float]) -> None:
+        row: dict[str, Any] = {"iteration": iteration}
+        for k, v in values.items():
+            v = float(v)
+            row[k] = v if math.isfinite(v) else str(v)
+            if self._tb is not None:
+                self._tb.add_scalar(k, v, iteration)
+        self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

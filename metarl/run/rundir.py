@@ -1,0 +1,61 @@
+"""The run directory: resolved config, metrics, TensorBoard events, checkpoints, summary, plots.
+
+::
+
+    runs/sinusoid_maml-20261129-101500/
+        config.yaml          the resolved config (after --set / --iterations / --seed)
+        metrics.jsonl        one row per logged iteration
+        tensorboard/         the same scalars as events
+        checkpoints/last.pt  written atomically every train.checkpoint_every iterations
+        summary.json         the final evaluation (eval.metric, steps, mean, ci95, stderr, ...)
+        *.png                the domain's plots
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from .checkpoint import CHECKPOINT_NAME
+from .config import dump_config, read_config_file, validate
+from .errors import UserError
+
+CONFIG_NAME = "config.yaml"
+
+
+def default_run_dir(config_path: str | Path, root: str | Path = "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{Path(config_path).stem}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def create_run_dir(path: Path, config: BaseModel) -> Path:
+    """Make a new run directory and write the resolved config; never reuse an existing run."""
+    if (path / CONFIG_NAME).exists() or (path / "checkpoints").exists():
+        raise UserError(
+            f"{path} already holds a run; continue it with `metarl train --resume {path}` "
+            "or choose another --run-dir (nothing was changed)"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    (path / CONFIG_NAME).write_text(dump_config(config))
+    return path
+
+
+def checkpoint_path(run_dir: Path) -> Path:
+    return run_dir / "checkpoints" / CHECKPOINT_NAME
+
+
+def load_run_config(run_dir: str | Path) -> BaseModel:
+    """The resolved config saved in a run directory."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run directory not found: {run_dir}")
+    if not (run_dir / CONFIG_NAME).is_file():
+        raise UserError(f"{run_dir} is not a metarl run directory (no {CONFIG_NAME} inside)")
+    return validate(read_config_file(run_dir / CONFIG_NAME), str(run_dir / CONFIG_NAME))

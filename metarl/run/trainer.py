@@ -1,0 +1,152 @@
+"""The outer loop shared by every domain: iterate, log, checkpoint, resume, evaluate, summarise.
+
+The domain's :class:`~metarl.run.experiment.Experiment` owns the maths; this file owns the
+plumbing, written once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from metarl.core import AdaptationCurve
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .errors import UserError
+from .experiment import Experiment
+from .metrics import MetricsLog
+from .plots import plot_adaptation_curve
+from .progress import ProgressReporter
+from .rundir import checkpoint_path
+
+
+def build_experiment(config: BaseModel) -> Experiment:
+    """The domain's experiment for a validated config."""
+    domain = config.domain  # type: ignore[attr-defined]
+    if domain == "fewshot":
+        from metarl.fewshot.experiment import build
+    elif domain == "rl":
+        from metarl.rl.experiment import build
+    else:  # validate() already rejects this
+        raise UserError(f"unknown domain {domain!r}")
+    try:
+        return build(config)
+    except (ValueError, FileNotFoundError) as e:
+        raise UserError(str(e)) from None
+
+
+def curve_table(curve: AdaptationCurve, title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("inner steps", justify="right")
+    table.add_column(f"{curve.metric} (mean)", justify="right")
+    table.add_column("95% CI", justify="right")
+    table.add_column("std. error", justify="right")
+    for s, m, c, e in zip(curve.steps, curve.mean, curve.ci95, curve.stderr):
+        table.add_row(str(s), f"{m:.4g}", f"± {c:.3g}", f"{e:.3g}")
+    return table
+
+
+def _checkpoint(run_dir: Path, experiment: Experiment, iteration: int, elapsed: float) -> None:
+    save_checkpoint(
+        {"iteration": iteration, "elapsed_s": elapsed, "experiment": experiment.state_dict()},
+        checkpoint_path(run_dir),
+    )
+
+
+def train(
+    config: BaseModel, run_dir: Path, resume: bool = False, console: Console | None = None
+) -> dict[str, Any]:
+    """Train (or continue) the run in ``run_dir`` and write ``summary.json``; return the summary."""
+    console = console or Console()
+    cfg: Any = config
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    experiment = build_experiment(config)
+    start, elapsed_before = 0, 0.0
+    if resume:
+        state = load_checkpoint(checkpoint_path(run_dir))
+        try:
+            experiment.load_state_dict(state["experiment"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            raise UserError(
+                f"checkpoint {checkpoint_path(run_dir)} does not match the run's config ({e}); "
+                "nothing was changed"
+            ) from None
+        start, elapsed_before = int(state["iteration"]), float(state.get("elapsed_s", 0.0))
+        console.print(f"resuming {run_dir} from iteration {start}")
+    total = cfg.train.iterations
+    log = MetricsLog(run_dir, resume_from=start if resume else None)
+    progress = ProgressReporter(total, start, experiment.progress_keys, console)
+    t0 = time.perf_counter()
+    done = start
+    try:
+        for it in range(start, total):
+            metrics = experiment.train_iteration(it)
+            done = it + 1
+            if done % cfg.train.log_every == 0 or done == total:
+                log.log(done, metrics)
+            if cfg.train.eval_every and done % cfg.train.eval_every == 0 and done < total:
+                mid = experiment.evaluate(None, "val")
+                log.log(
+                    done, {f"eval/{mid.metric}_step{s}": m for s, m in zip(mid.steps, mid.mean)}
+                )
+            if done % cfg.train.checkpoint_every == 0:
+                _checkpoint(run_dir, experiment, done, elapsed_before + time.perf_counter() - t0)
+            progress.update(done, metrics)
+    except KeyboardInterrupt:
+        progress.close()
+        _checkpoint(run_dir, experiment, done, elapsed_before + time.perf_counter() - t0)
+        log.close()
+        raise
+    progress.close()
+    train_time = elapsed_before + time.perf_counter() - t0
+    if done % cfg.train.checkpoint_every != 0:
+        _checkpoint(run_dir, experiment, done, train_time)
+
+    t_eval = time.perf_counter()
+    curve = experiment.evaluate(cfg.eval.tasks, "test")
+    eval_time = time.perf_counter() - t_eval
+    log.log(done, {f"eval/{curve.metric}_step{s}": m for s, m in zip(curve.steps, curve.mean)})
+    log.close()
+    title = f"{cfg.domain}: {Path(run_dir).name}"
+    plots = [plot_adaptation_curve(curve, run_dir / "adaptation_curve.png", title)]
+    plots += experiment.save_plots(run_dir, curve)
+    summary = {
+        "domain": cfg.domain,
+        "iterations": done,
+        "seed": cfg.seed,
+        "train_time_s": round(train_time, 2),
+        "eval_time_s": round(eval_time, 2),
+        "eval": curve.as_dict(),
+        "plots": [p.name for p in plots],
+        **experiment.summary_extra(),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    console.print(curve_table(curve, f"{run_dir.name}: {curve.num_tasks} held-out tasks"))
+    console.print(f"run directory: {run_dir}  (summary.json, metrics.jsonl, tensorboard/, plots)")
+    return summary
+
+
+def evaluate_run(
+    run_dir: Path, config: BaseModel, split: str, tasks: int | None
+) -> AdaptationCurve:
+    """Re-evaluate the last checkpoint of a run; writes ``evaluations/<split>-<tasks>.json``."""
+    experiment = build_experiment(config)
+    state = load_checkpoint(checkpoint_path(run_dir))
+    experiment.load_state_dict(state["experiment"])
+    curve = experiment.evaluate(tasks, split)
+    out = run_dir / "evaluations" / f"{split}-{curve.num_tasks}tasks.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {"iteration": state["iteration"], "split": split, "eval": curve.as_dict()}, indent=2
+        )
+    )
+    return curve

@@ -1,0 +1,187 @@
+"""The CLI as a user runs it: exit codes, the run directory, determinism, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from cli_helpers import QUICK, SINUSOID, run_cli
+
+from metarl.run.metrics import read_metrics
+
+IGNORED = ("time/", "perf/")
+
+
+def _learning_rows(run_dir):
+    return [
+        {k: v for k, v in row.items() if not k.startswith(IGNORED)} for row in read_metrics(run_dir)
+    ]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One quick run, trained once; tests that change it work on a copy."""
+    run = tmp_path_factory.mktemp("trained") / "run"
+    res = run_cli("train", str(SINUSOID), "--run-dir", str(run), *QUICK)
+    assert res.returncode == 0, res.stderr
+    return run
+
+
+@pytest.fixture
+def run_copy(trained, tmp_path):
+    return Path(shutil.copytree(trained, tmp_path / "run"))
+
+
+def test_train_writes_a_complete_run_directory(trained):
+    run = trained
+    for name in (
+        "config.yaml",
+        "metrics.jsonl",
+        "summary.json",
+        "checkpoints/last.pt",
+        "adaptation_curve.png",
+        "sinusoid_fit.png",
+    ):
+        assert (run / name).exists(), name
+    assert any((run / "tensorboard").iterdir())
+    summary = json.loads((run / "summary.json").read_text())
+    ev = summary["eval"]
+    assert ev["metric"] == "mse" and ev["steps"] == [0, 1, 2] and ev["num_tasks"] == 20
+    assert len(ev["mean"]) == len(ev["ci95"]) == 3
+    # one inner step on the support set lowers the held-out MSE, even after 40 iterations
+    assert ev["mean"][1] < ev["mean"][0]
+    # the resolved config records the overrides
+    assert "iterations: 40" in (run / "config.yaml").read_text()
+    # the checkpoint loads with weights_only=True (plain tensors and data)
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert state["iteration"] == 40
+
+
+def test_same_seed_same_metrics_and_another_seed_differs(trained, tmp_path):
+    rows = [_learning_rows(trained)]  # seed 0
+    for name, seed in (("b", "0"), ("c", "4")):
+        res = run_cli(
+            "train", str(SINUSOID), "--run-dir", str(tmp_path / name), "--seed", seed, *QUICK
+        )
+        assert res.returncode == 0, res.stderr
+        rows.append(_learning_rows(tmp_path / name))
+    assert rows[0] == rows[1]
+    assert rows[0] != rows[2]
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("algo.inner_lrr=0.1", "unknown key `algo.inner_lrr`; did you mean `inner_lr`?"),
+        ("algo.inner_lr=fast", "`algo.inner_lr` = 'fast'"),
+        ("algo.outer_lr=-0.001", "`algo.outer_lr` = -0.001"),
+    ],
+)
+def test_bad_config_is_one_line_and_exit_2(tmp_path, override, expected):
+    res = run_cli("train", str(SINUSOID), "--run-dir", str(tmp_path / "r"), "--set", override)
+    assert res.returncode == 2
+    assert expected in res.stderr
+    assert "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()  # nothing created for a rejected config
+
+
+def test_missing_config_file_exit_2(tmp_path):
+    res = run_cli("train", str(tmp_path / "missing.yaml"))
+    assert res.returncode == 2 and "config file not found" in res.stderr
+
+
+def test_existing_run_is_never_overwritten(run_copy):
+    run = run_copy
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    res = run_cli("train", str(SINUSOID), "--run-dir", str(run), *QUICK)
+    assert res.returncode == 2 and "already holds a run" in res.stderr
+    assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+
+def test_truncated_checkpoint_is_reported_and_nothing_is_lost(run_copy):
+    run = run_copy
+    ckpt = run / "checkpoints" / "last.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    for args in (("train", "--resume", str(run)), ("evaluate", str(run))):
+        res = run_cli(*args)
+        assert res.returncode == 2, res.stderr
+        assert "unreadable" in res.stderr and "truncated or corrupt" in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+    assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+
+def test_run_dir_without_checkpoint(tmp_path):
+    res = run_cli("evaluate", str(tmp_path))
+    assert res.returncode == 2 and "not a metarl run directory" in res.stderr
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    """Kill a real training process with SIGKILL mid-run, resume it, and compare with a run that
+    was never interrupted: same learning metrics row for row, same final evaluation."""
+    args = [
+        "--iterations",
+        "400",
+        "--eval-tasks",
+        "20",
+        "--set",
+        "train.log_every=10",
+        "--set",
+        "train.checkpoint_every=50",
+        "--set",
+        "eval.steps=2",
+        "--set",
+        "algo.task_batching=vmap",
+        "--set",
+        "train.num_threads=1",
+    ]
+    full = tmp_path / "full"
+    assert run_cli("train", str(SINUSOID), "--run-dir", str(full), *args).returncode == 0
+
+    killed = tmp_path / "killed"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "metarl.cli",
+            "train",
+            str(SINUSOID),
+            "--run-dir",
+            str(killed),
+            *args,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ckpt = killed / "checkpoints" / "last.pt"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if ckpt.exists() and torch.load(ckpt, weights_only=True)["iteration"] >= 100:
+            break
+        if proc.poll() is not None:
+            pytest.fail("the training process ended before it could be killed")
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    at_kill = torch.load(ckpt, weights_only=True)["iteration"]
+    assert 100 <= at_kill < 400
+    assert not (killed / "summary.json").exists()
+
+    res = run_cli("train", "--resume", str(killed))
+    assert res.returncode == 0, res.stderr
+    assert f"from iteration {at_kill}" in res.stdout
+    assert _learning_rows(killed) == _learning_rows(full)
+    a = json.loads((full / "summary.json").read_text())["eval"]
+    b = json.loads((killed / "summary.json").read_text())["eval"]
+    assert a == b
