@@ -1,0 +1,153 @@
+"""Ant velocity, direction and goal tasks (MAML paper, REFERENCE §1).
+
+Subclasses of Gymnasium's ``Ant-v5`` (all its kwargs: ``xml_file``, ``frame_skip``,
+``ctrl_cost_weight``, ``contact_cost_weight``, ``healthy_z_range``, ``reset_noise_scale``,
+``terminate_when_unhealthy``, ``include_cfrc_ext_in_observation``, ``render_mode``, ...). The
+torso's velocity ``(v_x, v_y)`` is the finite difference of its ``xpos`` as in v5. With
+``c = ctrl_cost_weight * ||a||^2 + contact_cost_weight * ||clip(cfrc_ext, -1, 1)||^2`` and
+``h = healthy_reward`` (given while healthy):
+
+* ``AntVel``: task ``{"velocity": v*}``, training U[0, 3], valid [-10, 10];
+  reward ``-|v_x - v*| + 1 + h - c``.
+* ``AntDir``: task ``{"direction": d}``, training {-1, +1}, valid [-1, 1];
+  reward ``d * v_x + h - c``.
+* ``AntGoal``: task ``{"goal": [x, y]}``, training U[-3, 3]^2, valid [-50, 50];
+  reward ``-||xy_torso - g||_1 + 4 + h - c``.
+
+kwargs changed from ``Ant-v5``:
+
+=================== ======= ===========================================================
+name                default meaning
+=================== ======= ===========================================================
+ctrl_cost_weight    0.005   MAML: 0.5 * 1e-2 (v5: 0.5)
+contact_cost_weight 5e-4    MAML: 0.5 * 1e-3 (same as v5)
+healthy_reward      0.05    MAML's survive reward (v5: 1.0)
+=================== ======= ===========================================================
+
+Horizon 200; terminates when the torso z leaves ``healthy_z_range`` (0.2, 1.0) or the state is
+not finite.
+
+Deviations: observation is v5's 105-d one (qpos[2:], qvel, clipped cfrc_ext of the 13 non-world
+bodies; MAML's rllab Ant had 111-d). ``cfrc_ext`` is computed by MuJoCo inside the step through a
+probe sensor (``metarl_cfrc_probe``, a frame-acceleration sensor on the torso, added at load):
+Ant uses RK4, so this is the value at the start of the last substep, whereas Gymnasium recomputes
+it after the step with ``mj_rnePostConstraint``; we do it this way because ``mujoco.batch`` can
+only produce the in-step value, and single and batched envs must agree. The contact cost is tiny
+either way.
+
+Version history: v0, first version.
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+from gymnasium.envs.mujoco.ant_v5 import AntEnv
+from gymnasium.utils import EzPickle
+
+from envs.base import TaskParam, stack_task_values
+from envs.mujoco_base import MujocoTaskMixin
+
+
+class _AntTaskEnv(MujocoTaskMixin, AntEnv):
+    horizon = 200
+    _uses_xpos = True
+    _uses_cfrc = True
+    _terminates = True
+
+    def __init__(
+        self,
+        ctrl_cost_weight: float = 0.005,
+        contact_cost_weight: float = 5e-4,
+        healthy_reward: float = 0.05,
+        **kwargs,
+    ):
+        kw = dict(
+            ctrl_cost_weight=ctrl_cost_weight,
+            contact_cost_weight=contact_cost_weight,
+            healthy_reward=healthy_reward,
+            **kwargs,
+        )
+        super().__init__(**kw)
+        EzPickle.__init__(self, **kw)
+        mb = self._main_body
+        self._body_id = (
+            mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, mb)
+            if isinstance(mb, str)
+            else int(mb)
+        )
+
+    def _v_obs(self, qpos, qvel, cfrc):
+        start = 2 if self._exclude_current_positions_from_observation else 0
+        parts = [qpos[:, start:], qvel]
+        if self._include_cfrc_ext_in_observation:
+            lo, hi = self._contact_force_range
+            parts.append(np.clip(cfrc[:, 1:], lo, hi).reshape(len(qpos), -1))
+        return np.concatenate(parts, axis=1)
+
+    def _v_pos(self, qpos, xpos):
+        return xpos[:, self._body_id, :2].copy()
+
+    def _v_healthy(self, qpos, qvel):
+        lo, hi = self._healthy_z_range
+        finite = np.isfinite(qpos).all(axis=1) & np.isfinite(qvel).all(axis=1)
+        z = qpos[:, 2]
+        return finite & (z >= lo) & (z <= hi)
+
+    def _costs_and_bonus(self, action, healthy, cfrc):
+        lo, hi = self._contact_force_range
+        n = len(action)
+        ctrl = self._ctrl_cost_weight * np.sum(np.square(action), axis=1)
+        contact = self._contact_cost_weight * np.sum(
+            np.square(np.clip(cfrc, lo, hi)).reshape(n, -1), axis=1
+        )
+        return healthy * self._healthy_reward - ctrl - contact
+
+
+class AntVelEnv(_AntTaskEnv):
+    """Ant running at a target forward velocity (see module docstring)."""
+
+    task_kind = "goal"
+    task_params = (TaskParam("velocity", 0.0, 3.0, valid_low=-10.0, valid_high=10.0),)
+
+    def _task_arrays(self, tasks):
+        return {"velocity": stack_task_values(tasks, "velocity")}
+
+    def _v_reward(self, vel, pos, action, healthy, cfrc, tarr):
+        return (
+            -np.abs(vel[:, 0] - tarr["velocity"])
+            + 1.0
+            + self._costs_and_bonus(action, healthy, cfrc)
+        )
+
+
+class AntDirEnv(_AntTaskEnv):
+    """Ant running forward or backward (see module docstring)."""
+
+    task_kind = "goal"
+    task_params = (
+        TaskParam("direction", -1.0, 1.0, valid_low=-1.0, valid_high=1.0, choices=(-1.0, 1.0)),
+    )
+
+    def _task_arrays(self, tasks):
+        return {"direction": stack_task_values(tasks, "direction")}
+
+    def _v_reward(self, vel, pos, action, healthy, cfrc, tarr):
+        return tarr["direction"] * vel[:, 0] + self._costs_and_bonus(action, healthy, cfrc)
+
+
+class AntGoalEnv(_AntTaskEnv):
+    """Ant walking to a 2-D goal position (see module docstring)."""
+
+    task_kind = "goal"
+    task_params = (TaskParam("goal", -3.0, 3.0, valid_low=-50.0, valid_high=50.0, shape=(2,)),)
+
+    def _task_arrays(self, tasks):
+        return {"goal": stack_task_values(tasks, "goal")}
+
+    def _v_reward(self, vel, pos, action, healthy, cfrc, tarr):
+        return (
+            -np.sum(np.abs(pos - tarr["goal"]), axis=1)
+            + 4.0
+            + self._costs_and_bonus(action, healthy, cfrc)
+        )

@@ -1,0 +1,180 @@
+"""Shared machinery of the MuJoCo task families (single env side).
+
+:class:`MujocoTaskMixin` goes before a Gymnasium v5 MuJoCo env (``HalfCheetahEnv``, ``AntEnv``, ...)
+so the family keeps that env's kwargs (``xml_file``, ``ctrl_cost_weight``, ``reset_noise_scale``,
+...), rendering and pickling. A family writes its observation, position, health and reward as
+*vectorised* functions of ``(n, ...)`` arrays (``_v_obs``, ``_v_pos``, ``_v_healthy``,
+``_v_reward``); the single env calls them with ``n = 1`` and the batched env
+(:mod:`envs.batched_mujoco`) with ``n = num_envs``, so both compute the same numbers.
+
+Common behaviour (all MuJoCo families):
+
+* ``reset(options={"task": ..., "qpos": ..., "qvel": ...})``: the task, and optionally an exact
+  initial state (after the usual noise draw, so the RNG stream does not depend on it).
+* Simulator instability: a non-finite ``qpos``/``qvel`` or a rise of MuJoCo's bad-qpos/qvel/qacc
+  warning counters ends the episode (``terminated``) with ``info["sim_unstable"] = True``, reward
+  0 and a zeroed (finite) observation.
+* After ``mj_step`` no ``mj_rnePostConstraint`` is run (Gymnasium runs it); families that need
+  ``cfrc_ext`` (Ant) compile the model with a probe sensor so MuJoCo computes it inside the step,
+  identically in ``mujoco.batch`` (see :mod:`envs.ant`).
+* mujoco 4's per-load ``settotalmass`` deprecation warning is dropped while loading; any other
+  MuJoCo warning is re-emitted as a Python ``RuntimeWarning``.
+
+Version history: v0, first version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from typing import ClassVar
+
+import mujoco
+import numpy as np
+
+from envs.base import TaskEnvMixin
+
+_UNSTABLE_WARNINGS = (
+    int(mujoco.mjtWarning.mjWARN_BADQPOS),
+    int(mujoco.mjtWarning.mjWARN_BADQVEL),
+    int(mujoco.mjtWarning.mjWARN_BADQACC),
+)
+
+
+def _forward_warning(msg: str) -> None:
+    if "settotalmass" in msg:
+        return
+    warnings.warn(f"MuJoCo: {msg.strip()}", RuntimeWarning, stacklevel=2)
+
+
+@contextlib.contextmanager
+def quiet_mujoco_load():
+    """Drop mujoco 4's ``settotalmass`` deprecation message during a model load only."""
+    prev = mujoco.get_mju_user_warning()
+    mujoco.set_mju_user_warning(_forward_warning)
+    try:
+        yield
+    finally:
+        mujoco.set_mju_user_warning(prev)
+
+
+def load_model(path: str, probe_body: str | None = None) -> mujoco.MjModel:
+    """Load ``path``; with ``probe_body`` add a frame-acceleration sensor on that body, which
+    makes MuJoCo compute ``cfrc_ext`` inside ``mj_step`` (and inside ``mujoco.batch``)."""
+    with quiet_mujoco_load():
+        if probe_body is None:
+            return mujoco.MjModel.from_xml_path(path)
+        spec = mujoco.MjSpec.from_file(path)
+        s = spec.add_sensor()
+        s.name = "metarl_cfrc_probe"
+        s.type = mujoco.mjtSensor.mjSENS_FRAMELINACC
+        s.objtype = mujoco.mjtObj.mjOBJ_BODY
+        s.objname = probe_body
+        return spec.compile()
+
+
+class MujocoTaskMixin(TaskEnvMixin):
+    """Task API + shared step/reset for Gymnasium v5 MuJoCo envs (see module docstring)."""
+
+    horizon = 200
+    _uses_xpos: ClassVar[bool] = False  # _v_pos reads xpos
+    _uses_cfrc: ClassVar[bool] = False  # obs/reward read cfrc_ext (adds the probe sensor)
+    _probe_body: ClassVar[str] = "torso"
+    _terminates: ClassVar[bool] = False  # unhealthy ends the episode (if the kwarg allows)
+
+    _tarr: dict = {}
+
+    # ---------------------------------------------------------------- simulation plumbing
+    def _initialize_simulation(self):
+        model = load_model(self.fullpath, self._probe_body if self._uses_cfrc else None)
+        model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
+        model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
+        return model, mujoco.MjData(model)
+
+    def _step_mujoco_simulation(self, ctrl, n_frames):
+        self.data.ctrl[:] = ctrl
+        mujoco.mj_step(self.model, self.data, nstep=n_frames)
+
+    def _warning_counts(self) -> np.ndarray:
+        return np.array([self.data.warning[i].number for i in _UNSTABLE_WARNINGS])
+
+    # ---------------------------------------------------------------- tasks
+    def _apply_task(self, task: dict) -> None:
+        self._tarr = self._task_arrays([task])
+        fields = self._model_fields([task])
+        if fields:
+            for name, values in fields.items():
+                getattr(self.model, name)[...] = values[0]
+            mujoco.mj_setConst(self.model, self.data)
+
+    def _task_arrays(self, tasks: list[dict]) -> dict[str, np.ndarray]:
+        """Per-copy task arrays used by ``_v_reward``."""
+        return {}
+
+    def _model_fields(self, tasks: list[dict]) -> dict[str, np.ndarray]:
+        """Per-copy MjModel field values (dynamics families); {} for goal families."""
+        return {}
+
+    # ---------------------------------------------------------------- vectorised hooks
+    def _v_obs(self, qpos, qvel, cfrc):
+        raise NotImplementedError
+
+    def _v_pos(self, qpos, xpos):
+        """(n, 2) position whose finite difference is the velocity in the reward."""
+        return np.stack([qpos[:, 0], np.zeros(len(qpos))], axis=1)
+
+    def _v_healthy(self, qpos, qvel):
+        return np.ones(len(qpos), dtype=bool)
+
+    def _v_reward(self, vel, pos, action, healthy, cfrc, tarr):
+        raise NotImplementedError
+
+    def _terminate_unhealthy(self) -> bool:
+        return self._terminates and bool(getattr(self, "_terminate_when_unhealthy", True))
+
+    # ---------------------------------------------------------------- gym API
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self._prepare_reset(seed, options)
+        obs, info = super().reset(seed=None, options=options)
+        options = options or {}
+        if options.get("qpos") is not None or options.get("qvel") is not None:
+            qpos = np.asarray(options.get("qpos", self.data.qpos), dtype=np.float64)
+            qvel = np.asarray(options.get("qvel", self.data.qvel), dtype=np.float64)
+            self.set_state(qpos.copy(), qvel.copy())
+            obs = self._get_obs()
+        info["task"] = self.get_task()
+        return obs, info
+
+    def _get_obs(self):
+        d = self.data
+        return self._v_obs(d.qpos[None], d.qvel[None], d.cfrc_ext[None])[0]
+
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float64)
+        d = self.data
+        pos_before = self._v_pos(d.qpos[None], d.xpos[None])
+        warn_before = self._warning_counts()
+        self.do_simulation(action, self.frame_skip)
+        unstable = bool(
+            not (np.isfinite(d.qpos).all() and np.isfinite(d.qvel).all())
+            or (self._warning_counts() > warn_before).any()
+        )
+        pos_after = self._v_pos(d.qpos[None], d.xpos[None])
+        vel = (pos_after - pos_before) / self.dt
+        healthy = self._v_healthy(d.qpos[None], d.qvel[None])
+        reward = float(
+            self._v_reward(vel, pos_after, action[None], healthy, d.cfrc_ext[None], self._tarr)[0]
+        )
+        obs = self._get_obs()
+        terminated = (self._terminate_unhealthy() and not bool(healthy[0])) or unstable
+        if unstable:
+            obs = np.zeros_like(obs)
+            reward = 0.0
+        info = {
+            "task": self.get_task(),
+            "x_velocity": float(vel[0, 0]),
+            "sim_unstable": unstable,
+        }
+        if self.render_mode == "human":
+            self.render()
+        return obs, reward, terminated, False, info

@@ -1,0 +1,139 @@
+"""Batched fast path == single env on recorded trajectories, for every family with one."""
+
+import gymnasium
+import numpy as np
+import pytest
+
+import envs
+from envs.registry import FAMILIES
+
+FAST = [f.id for f in FAMILIES if f.vector_entry_point]
+N = 3
+STEPS = 25
+
+
+def _deterministic_task(u, rng):
+    """A task whose dynamics/rewards do not use the env RNG (bandit, tabular)."""
+    name = type(u).__name__
+    if name == "BanditEnv":
+        return {"probs": rng.integers(0, 2, u.k).astype(float).tolist()}
+    if name == "TabularMDPEnv":
+        nxt = rng.integers(0, u.S, (u.S, u.A))
+        P = np.eye(u.S)[nxt]
+        return {"transitions": P.tolist(), "rewards": rng.uniform(0, 1, (u.S, u.A)).tolist()}
+    return u.sample_tasks(1, rng)[0]
+
+
+def _state(u):
+    if hasattr(u, "data"):
+        return {"qpos": u.data.qpos.copy(), "qvel": u.data.qvel.copy()}
+    name = type(u).__name__
+    if name == "Navigation2DEnv":
+        return {"position": u._pos.copy()}
+    if name in ("CartPoleDynamicsEnv", "PendulumDynamicsEnv"):
+        return {"state": np.array(u.state, dtype=float)}
+    if name == "TabularMDPEnv":
+        return {"state": u._s}
+    return {}
+
+
+def _batched_options(state):
+    key = {"qpos": "qpos", "qvel": "qvel", "position": "positions", "state": "states"}
+    return {key[k]: np.stack([np.asarray(v)] * N) for k, v in state.items()}
+
+
+@pytest.mark.parametrize("env_id", FAST)
+def test_batched_equals_single(env_id):
+    rng = np.random.default_rng(0)
+    env = gymnasium.make(env_id)
+    u = env.unwrapped
+    tasks = [_deterministic_task(u, rng) for _ in range(N)]
+    records = []
+    for task in tasks:
+        obs, _ = env.reset(seed=int(rng.integers(1000)), options={"task": task})
+        state = _state(u)
+        acts, rows = [], [(obs, 0.0, False)]
+        for _ in range(STEPS):
+            a = env.action_space.sample()
+            obs, r, term, trunc, info = env.step(a)
+            acts.append(a)
+            rows.append((obs, r, term))
+            if term or trunc:
+                break
+        records.append((state, acts, rows))
+    venv = gymnasium.make_vec(env_id, num_envs=N, vectorization_mode="vector_entry_point")
+    assert venv.metadata["autoreset_mode"] == gymnasium.vector.AutoresetMode.NEXT_STEP
+    venv.set_tasks(tasks)
+    assert venv.get_tasks() == [u.validate_task(t) for t in tasks]
+    # each copy i replays record i from record i's initial state
+    opts = {}
+    for i, (state, _, _) in enumerate(records):
+        for k, v in _batched_options(state).items():
+            opts.setdefault(k, np.zeros_like(v))[i] = v[i]
+    obs, _ = venv.reset(seed=0, options=opts)
+    for i, (_, _, rows) in enumerate(records):
+        np.testing.assert_allclose(obs[i], rows[0][0], rtol=1e-6, atol=1e-8)
+    done = np.zeros(N, bool)
+    for t in range(STEPS):
+        acts = np.stack([rec[1][min(t, len(rec[1]) - 1)] for rec in records])
+        obs, rew, term, trunc, info = venv.step(acts)
+        assert info["sim_unstable"].shape == (N,)
+        for i, (_, a, rows) in enumerate(records):
+            if done[i] or t >= len(a):
+                continue
+            np.testing.assert_allclose(obs[i], rows[t + 1][0], rtol=1e-6, atol=1e-8)
+            np.testing.assert_allclose(rew[i], rows[t + 1][1], rtol=1e-6, atol=1e-8)
+            assert bool(term[i]) == bool(rows[t + 1][2])
+        done |= term
+    venv.close()
+
+
+def test_truncation_and_autoreset_navigation():
+    venv = gymnasium.make_vec("metarl/Navigation2D-v0", num_envs=4, max_episode_steps=5)
+    venv.set_tasks([{"goal": [0.3, 0.3]}] * 4)
+    obs, _ = venv.reset(seed=1)
+    for _ in range(4):
+        _, _, term, trunc, _ = venv.step(np.zeros((4, 2)))
+        assert not trunc.any()
+    _, _, term, trunc, _ = venv.step(np.zeros((4, 2)))
+    assert trunc.all() and not term.any()
+    obs, rew, term, trunc, _ = venv.step(np.full((4, 2), 0.1))  # autoreset step
+    np.testing.assert_array_equal(obs, 0.0)
+    np.testing.assert_array_equal(rew, 0.0)
+    assert not (term | trunc).any()
+
+
+def test_batched_horizon_half_cheetah_and_reset_tasks():
+    venv = gymnasium.make_vec("metarl/HalfCheetahVel-v0", num_envs=2, nthread=1)
+    assert venv.max_episode_steps == 200
+    tasks = [{"velocity": 0.5}, {"velocity": 2.5}]
+    venv.reset(seed=0, options={"tasks": tasks})
+    assert venv.get_tasks() == tasks
+    venv.call("set_task", {"velocity": 1.0})
+    assert venv.get_tasks() == [{"velocity": 1.0}] * 2
+    with pytest.raises(ValueError, match="num_envs|list of 2"):
+        venv.set_tasks(tasks * 2)
+
+
+def test_seeding_batched_same_seed_same_rollout():
+    def roll():
+        venv = gymnasium.make_vec("metarl/HalfCheetahDir-v0", num_envs=3, nthread=1)
+        obs, _ = venv.reset(seed=7)
+        out = [obs]
+        for _ in range(5):
+            out.append(venv.step(np.full((3, 6), 0.3))[0])
+        return np.stack(out), venv.get_tasks()
+
+    (a, ta), (b, tb) = roll(), roll()
+    np.testing.assert_array_equal(a, b)
+    assert ta == tb
+
+
+def test_sync_vector_env_call_set_task():
+    venv = gymnasium.vector.SyncVectorEnv([lambda: gymnasium.make("metarl/Navigation2D-v0")] * 2)
+    venv.call("set_task", {"goal": [0.2, -0.1]})
+    venv.reset(seed=0)
+    assert venv.call("get_task") == ({"goal": [0.2, -0.1]},) * 2
+    venv.step(np.zeros((2, 2), np.float32))
+    venv.close()
+    assert envs.registered_ids()

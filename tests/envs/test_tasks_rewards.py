@@ -1,0 +1,183 @@
+"""Task API errors/ranges, reward formulas against REFERENCE §1, instability handling."""
+
+import math
+
+import gymnasium
+import numpy as np
+import pytest
+
+import envs  # noqa: F401
+
+
+def make(env_id, **kw):
+    return gymnasium.make(env_id, **kw).unwrapped
+
+
+# ----------------------------------------------------------------------------- task API
+def test_task_api_basics():
+    env = make("metarl/HalfCheetahVel-v0")
+    tasks = env.sample_tasks(5, np.random.default_rng(0))
+    assert all(type(t["velocity"]) is float and 0 <= t["velocity"] <= 2 for t in tasks)
+    env.set_task({"velocity": 2.5})  # outside training range, valid: accepted
+    assert env.get_task() == {"velocity": 2.5}
+    _, info = env.reset(seed=0)
+    assert info["task"] == {"velocity": 2.5}
+    _, _, _, _, info = env.step(env.action_space.sample())
+    assert info["task"] == {"velocity": 2.5}
+    _, info = env.reset(options={"task": {"velocity": 1.0}})
+    assert info["task"] == {"velocity": 1.0}
+
+
+def test_unset_task_is_sampled_per_reset():
+    env = make("metarl/Navigation2D-v0")
+    _, i1 = env.reset(seed=0)
+    _, i2 = env.reset()
+    assert i1["task"] != i2["task"]
+    assert all(-0.5 <= g <= 0.5 for g in i1["task"]["goal"] + i2["task"]["goal"])
+
+
+@pytest.mark.parametrize(
+    "env_id, task, match",
+    [
+        ("metarl/HalfCheetahVel-v0", {"speed": 1.0}, "valid keys.*velocity"),
+        ("metarl/HalfCheetahVel-v0", {"velocity": "fast"}, "number"),
+        ("metarl/HalfCheetahVel-v0", {"velocity": math.nan}, "finite"),
+        ("metarl/HalfCheetahVel-v0", {"velocity": True}, "number"),
+        ("metarl/HalfCheetahVel-v0", {"velocity": 99.0}, r"valid range \[-10, 10\]"),
+        ("metarl/HalfCheetahVel-v0", [1.0], "dict"),
+        ("metarl/Navigation2D-v0", {"goal": [0.1]}, "shape"),
+        ("metarl/AntDir-v0", {"direction": 2.0}, "range"),
+        ("metarl/PendulumDynamics-v0", {"mass": -1.0, "length": 1.0, "gravity": 9.8}, "range"),
+        ("metarl/Bandit-v0", {"probs": [0.1, 0.2, 0.3, 0.4, 1.5]}, "range"),
+        ("metarl/TabularMDP-v0", None, "sum to 1"),
+    ],
+)
+def test_invalid_tasks_raise(env_id, task, match):
+    env = make(env_id)
+    if task is None:
+        task = env.sample_tasks(1, np.random.default_rng(0))[0]
+        task["transitions"][0][0][0] += 0.5
+    with pytest.raises(ValueError, match=match):
+        env.set_task(task)
+
+
+def test_tasks_are_json_able():
+    import json
+
+    for env_id in envs.registered_ids():
+        env = make(env_id)
+        task = env.sample_tasks(2, np.random.default_rng(1))[1]
+        assert json.loads(json.dumps(task)) == task
+
+
+# ----------------------------------------------------------------------------- rewards
+def test_navigation_reward():
+    env = make("metarl/Navigation2D-v0")
+    env.reset(options={"task": {"goal": [0.3, -0.2]}})
+    obs, r, term, _, _ = env.step(np.array([0.5, -0.05]))  # clipped to 0.1
+    np.testing.assert_allclose(obs, [0.1, -0.05], atol=1e-7)
+    assert r == pytest.approx(-math.hypot(0.1 - 0.3, -0.05 + 0.2))
+    assert not term
+    env.reset(options={"task": {"goal": [0.005, 0.0]}})
+    assert env.step(np.zeros(2))[2]  # within 0.01: terminates
+
+
+def _x_vel_step(env, a):
+    x0 = env.data.qpos[0]
+    out = env.step(a)
+    return out, (env.data.qpos[0] - x0) / env.dt
+
+
+def test_half_cheetah_rewards():
+    rng = np.random.default_rng(0)
+    for env_id, task, f in [
+        ("metarl/HalfCheetahVel-v0", {"velocity": 1.3}, lambda v, a: -abs(v - 1.3)),
+        ("metarl/HalfCheetahDir-v0", {"direction": -1.0}, lambda v, a: -v),
+    ]:
+        env = make(env_id)
+        env.reset(seed=0, options={"task": task})
+        for _ in range(5):
+            a = rng.uniform(-1, 1, 6)
+            (_, r, *_), v = _x_vel_step(env, a)
+            assert r == pytest.approx(f(v, a) - 0.05 * np.sum(a**2), rel=1e-9)
+
+
+def test_ant_rewards():
+    rng = np.random.default_rng(0)
+    for env_id, task in [
+        ("metarl/AntVel-v0", {"velocity": 1.5}),
+        ("metarl/AntDir-v0", {"direction": 1.0}),
+        ("metarl/AntGoal-v0", {"goal": [1.0, -2.0]}),
+    ]:
+        env = make(env_id)
+        env.reset(seed=0, options={"task": task})
+        for _ in range(5):
+            a = rng.uniform(-1, 1, 8)
+            xy0 = env.data.body("torso").xpos[:2].copy()
+            _, r, term, _, _ = env.step(a)
+            xy = env.data.body("torso").xpos[:2].copy()
+            vx = (xy[0] - xy0[0]) / env.dt
+            costs = 0.005 * np.sum(a**2) + 0.0005 * np.sum(np.clip(env.data.cfrc_ext, -1, 1) ** 2)
+            if "Vel" in env_id:
+                exp = -abs(vx - 1.5) + 1.0
+            elif "Dir" in env_id:
+                exp = vx
+            else:
+                exp = -np.sum(np.abs(xy - [1.0, -2.0])) + 4.0
+            z = env.data.qpos[2]
+            healthy = 0.2 <= z <= 1.0
+            assert r == pytest.approx(exp - costs + 0.05 * healthy, rel=1e-9, abs=1e-12)
+            assert term == (not healthy)
+
+
+def test_rand_params_scales_model():
+    env = make("metarl/HalfCheetahRandParams-v0")
+    base = env.model.body_mass.copy()
+    task = env.sample_tasks(1, np.random.default_rng(0))[0]
+    env.set_task(task)
+    np.testing.assert_allclose(env.model.body_mass, base * 1.5 ** np.asarray(task["body_mass"]))
+    assert np.all(np.abs(np.asarray(task["dof_damping"])) <= 3)
+
+
+def test_classic_dynamics_apply():
+    env = make("metarl/CartPoleDynamics-v0")
+    env.set_task({"gravity": 3.0, "masscart": 2.0, "masspole": 0.5, "length": 1.0})
+    assert env.total_mass == 2.5 and env.polemass_length == 0.5
+    p = make("metarl/PendulumDynamics-v0")
+    p.set_task({"mass": 2.0, "length": 0.5, "gravity": 12.0})
+    assert (p.m, p.l, p.g) == (2.0, 0.5, 12.0)
+
+
+# ----------------------------------------------------------------------------- instability
+def test_single_env_nan_terminates():
+    env = make("metarl/HalfCheetahVel-v0")
+    env.reset(seed=0)
+    env.data.qvel[0] = np.nan
+    obs, r, term, _, info = env.step(np.zeros(6))
+    assert term and info["sim_unstable"] and np.isfinite(obs).all() and r == 0.0
+
+
+@pytest.mark.parametrize("env_id", ["metarl/HalfCheetahVel-v0", "metarl/AntVel-v0"])
+def test_batched_nan_isolated(env_id):
+    venv = gymnasium.make_vec(env_id, num_envs=4, nthread=2)
+    venv.reset(seed=0)
+    act = np.zeros((4, venv.single_action_space.shape[0]))
+    venv.step(act)
+    venv.unwrapped.qvel[1, 0] = np.nan
+    obs, rew, term, trunc, info = venv.step(act)
+    assert info["sim_unstable"].tolist() == [False, True, False, False]
+    assert term[1] and np.isfinite(obs).all() and np.isfinite(rew).all()
+    obs, rew, term, trunc, info = venv.step(act)  # copy 1 autoresets, others keep going
+    assert not info["sim_unstable"].any() and np.isfinite(venv.unwrapped.qvel).all()
+    np.testing.assert_array_equal(rew[1], 0.0)
+
+
+def test_batched_huge_velocity_diverges_safely():
+    venv = gymnasium.make_vec("metarl/HalfCheetahVel-v0", num_envs=3, nthread=1)
+    venv.reset(seed=0)
+    venv.unwrapped.qvel[2, :] = 1e12
+    obs, rew, term, trunc, info = venv.step(np.zeros((3, 6)))
+    assert np.isfinite(obs).all() and np.isfinite(rew).all()
+    assert not info["sim_unstable"][:2].any()
+    if info["sim_unstable"][2]:
+        assert term[2]
