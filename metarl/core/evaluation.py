@@ -11,7 +11,8 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class AdaptationCurve:
-    """``mean[i]``, ``ci95[i]`` and ``stderr[i]`` of ``metric`` after ``steps[i]`` inner steps.
+    """``mean[i]``, ``ci95[i]``, ``stderr[i]`` and ``median[i]`` of ``metric`` after
+    ``steps[i]`` inner steps (the median shows when a few diverging tasks dominate the mean).
 
     ``ci95 = 1.96 * stderr`` with ``stderr = std(ddof=1) / sqrt(num_tasks)``, the convention of
     the MAML and Reptile papers' tables.
@@ -23,6 +24,7 @@ class AdaptationCurve:
     ci95: list[float]
     stderr: list[float]
     num_tasks: int
+    median: list[float]
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -45,4 +47,6 @@ def summarize(metric: str, values: Tensor, steps: list[int] | None = None) -> Ad
         ci95=[float(1.96 * x) for x in stderr],
         stderr=[float(x) for x in stderr],
         num_tasks=int(n),
+        # a diverged task (NaN) counts as the worst value, so the median stays defined
+        median=[float(x) for x in values.nan_to_num(nan=math.inf).median(1).values],
     )

@@ -1,7 +1,8 @@
-"""The plot every run gets: its adaptation curve (metric vs inner steps, 95% CI band)."""
+"""The plot every run gets: its adaptation curve (metric vs inner steps, 95% CI band, median)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -12,18 +13,44 @@ import matplotlib.pyplot as plt  # noqa: E402
 from metarl.core import AdaptationCurve  # noqa: E402
 
 
+def _axis_limits(curve: AdaptationCurve) -> tuple[float, float]:
+    """Limits that keep the bulk of tasks readable when a few diverge (mean -> 1e10 or NaN)."""
+    typical = [v for v in (*curve.median, curve.mean[0]) if math.isfinite(v)]
+    if not typical:
+        return -1.0, 1.0
+    lo, hi = min(typical), max(typical)
+    span = max(hi - lo, 1e-9)
+    means = [m for m in curve.mean if math.isfinite(m) and abs(m - lo) <= 3 * span]
+    lo, hi = min([lo, *means]), max([hi, *means])
+    pad = 0.15 * max(hi - lo, 1e-9)
+    return lo - pad, hi + pad
+
+
 def plot_adaptation_curve(curve: AdaptationCurve, path: Path, title: str) -> Path:
-    lo = [m - c for m, c in zip(curve.mean, curve.ci95)]
-    hi = [m + c for m, c in zip(curve.mean, curve.ci95)]
     fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
-    ax.plot(curve.steps, curve.mean, marker="o", label="meta-learned init")
-    ax.fill_between(curve.steps, lo, hi, alpha=0.25, label="95% CI")
+    y0, y1 = _axis_limits(curve)
+    shown = [(s, m, c) for s, m, c in zip(curve.steps, curve.mean, curve.ci95) if y0 <= m <= y1]
+    if shown:
+        s, m, c = zip(*shown)
+        ax.plot(s, m, marker="o", label="mean")
+        ax.fill_between(
+            s,
+            [a - b for a, b in zip(m, c)],
+            [a + b for a, b in zip(m, c)],
+            alpha=0.25,
+            label="95% CI of the mean",
+        )
+    ax.plot(curve.steps, curve.median, marker="s", ls="--", ms=4, label="median")
+    off = [s for s, m in zip(curve.steps, curve.mean) if not y0 <= m <= y1]
+    if off:
+        ax.plot(off, [y1] * len(off), "^", color="C3", label="mean off scale (some tasks diverge)")
+    ax.set_ylim(y0, y1)
     ax.set_xlabel("inner gradient steps at test time")
     ax.set_ylabel(curve.metric)
     ax.set_title(f"{title}\n({curve.num_tasks} held-out tasks)", fontsize=9)
-    ax.set_xticks(curve.steps)
+    ax.set_xticks(curve.steps if len(curve.steps) <= 12 else curve.steps[:: len(curve.steps) // 10])
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -48,8 +48,9 @@ def curve_table(curve: AdaptationCurve, title: str) -> Table:
     table.add_column(f"{curve.metric} (mean)", justify="right")
     table.add_column("95% CI", justify="right")
     table.add_column("std. error", justify="right")
-    for s, m, c, e in zip(curve.steps, curve.mean, curve.ci95, curve.stderr):
-        table.add_row(str(s), f"{m:.4g}", f"± {c:.3g}", f"{e:.3g}")
+    table.add_column("median", justify="right")
+    for s, m, c, e, med in zip(curve.steps, curve.mean, curve.ci95, curve.stderr, curve.median):
+        table.add_row(str(s), f"{m:.4g}", f"± {c:.3g}", f"{e:.3g}", f"{med:.4g}")
     return table
 
 
