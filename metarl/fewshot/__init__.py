@@ -1,0 +1,25 @@
+"""Supervised few-shot learning: sinusoid regression and N-way K-shot image classification
+(Omniglot, MiniImagenet, your own folders) with the core's learners and Prototypical Networks."""
+
+from .batch import FewShotBatch
+from .datasets import load_dataset
+from .episodes import EpisodeSampler
+from .labelled import LabelledImages
+from .losses import classification_loss
+from .models import MLP, Conv4
+from .protonets import ProtoNet, protonet_loss
+from .sinusoid import SinusoidBatch, SinusoidTasks
+
+__all__ = [
+    "MLP",
+    "Conv4",
+    "EpisodeSampler",
+    "FewShotBatch",
+    "LabelledImages",
+    "ProtoNet",
+    "SinusoidBatch",
+    "SinusoidTasks",
+    "classification_loss",
+    "load_dataset",
+    "protonet_loss",
+]

@@ -1,0 +1,136 @@
+"""Where a few-shot experiment's tasks come from: sinusoid functions or image episodes.
+
+A source gives a meta-batch as ``(support, query)`` pytrees with a leading task dimension (what
+the core's learners take), the task loss for a model, and the metric it is judged by.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from metarl.core import functional
+
+from .config import FewShotConfig
+from .datasets import load_dataset
+from .episodes import EpisodeSampler
+from .labelled import LabelledImages
+from .losses import classification_loss
+from .sinusoid import SinusoidTasks
+
+Pair = tuple[Tensor, Tensor]
+
+
+class TaskSource(Protocol):
+    metric: str  # "mse" (lower is better) or "accuracy"
+
+    def sample(
+        self, n: int, split: str, rng: np.random.Generator, query: int | None = None
+    ) -> tuple[Pair, Pair]: ...
+
+    def loss_fn(self, model: nn.Module) -> Any: ...
+
+
+def mse_loss(model: nn.Module):
+    """``loss_fn(params, (x, y)) -> (mse, {"mse": mse})`` for regression tasks."""
+    f = functional(model)
+
+    def loss(params: dict[str, Tensor], data: Pair):
+        x, y = data
+        mse = ((f(params, x) - y) ** 2).mean()
+        return mse, {"mse": mse}
+
+    return loss
+
+
+class SinusoidSource:
+    """Sinusoid regression; every split draws from the same distribution (its own stream)."""
+
+    metric = "mse"
+
+    def __init__(self, cfg: FewShotConfig) -> None:
+        self.cfg = cfg
+        self.tasks = SinusoidTasks()
+
+    def sample(self, n, split, rng, query=None):
+        b = self.tasks.sample(n, self.cfg.task.shots, query or self.cfg.task.query, rng)
+        return b.support, b.query
+
+    def loss_fn(self, model: nn.Module):
+        return mse_loss(model)
+
+
+class EpisodeSource:
+    """N-way K-shot episodes over an image dataset's class splits (loaded on first use).
+
+    Rotations by 90/180/270 degrees become new classes on the training split only (Omniglot
+    protocol); validation and test classes are never rotated.
+    """
+
+    metric = "accuracy"
+
+    def __init__(self, cfg: FewShotConfig) -> None:
+        self.cfg = cfg
+        self._samplers: dict[tuple[str, int], EpisodeSampler] = {}
+        self._data: dict[str, LabelledImages] = {}
+
+    def data(self, split: str) -> LabelledImages:
+        if split not in self._data:
+            t = self.cfg.task
+            options: dict[str, Any] = {}
+            if t.name == "omniglot":
+                options["split_scheme"] = t.split
+            if t.name == "folder":
+                options.update(
+                    ratios=t.split_ratios,
+                    seed=self.cfg.seed,
+                    mode="L" if t.channels == 1 else "RGB",
+                )
+            root = t.folder if t.name == "folder" else t.data_root
+            self._data[split] = load_dataset(
+                t.name, root, split, t.image_size, cache_dir=t.cache_dir, **options
+            )
+        return self._data[split]
+
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of the images the model sees."""
+        return self.data("train").image_shape
+
+    def sampler(self, split: str, query: int) -> EpisodeSampler:
+        key = (split, query)
+        if key not in self._samplers:
+            t = self.cfg.task
+            rotations = t.rotations and split == "train"
+            self._samplers[key] = EpisodeSampler(
+                self.data(split), t.ways, t.shots, query, rotations
+            )
+        return self._samplers[key]
+
+    def sample(self, n, split, rng, query=None):
+        batch = self.sampler(split, query or self.cfg.task.query).sample_tasks(n, rng)
+        return batch.support, batch.query
+
+    def loss_fn(self, model: nn.Module):
+        return classification_loss(model)
+
+
+def build_source(cfg: FewShotConfig) -> SinusoidSource | EpisodeSource:
+    return SinusoidSource(cfg) if cfg.task.name == "sinusoid" else EpisodeSource(cfg)
+
+
+def build_model(cfg: FewShotConfig, source: SinusoidSource | EpisodeSource) -> nn.Module:
+    """The configured network, initialised from the config's seed without touching global RNG."""
+    from .models import MLP, Conv4
+
+    m = cfg.model
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        if isinstance(source, SinusoidSource):
+            return MLP(1, m.hidden_sizes, 1)
+        c, h, w = source.image_shape()
+        if m.name == "mlp":
+            return nn.Sequential(nn.Flatten(-3), MLP(c * h * w, m.hidden_sizes, cfg.task.ways))
+        return Conv4(c, cfg.task.ways, m.filters, m.pooling, m.normalization, (h, w))
