@@ -87,7 +87,7 @@ class FewShotExperiment:
                 self.learner.adapt_batch(support, mode=mode)
             else:
                 loss, _ = self.learner.meta_loss(support, query, mode=mode)
-                torch.autograd.grad(loss, list(self.learner.parameters()))
+                torch.autograd.grad(loss, list(self.learner.parameters()), allow_unused=True)
 
         self.task_batching, self.batching_timings = choose_task_batching(run)
         self.learner.task_batching = self.task_batching

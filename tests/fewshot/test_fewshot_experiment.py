@@ -88,7 +88,7 @@ def _pattern_folder(root, classes=12, per_class=8, size=12, seed=0):
     "algo, iterations",
     [
         ({"name": "maml", "inner_lr": 0.4, "inner_steps": 1}, 40),
-        ({"name": "protonets"}, 40),
+        ({"name": "protonets", "task_batching": "auto"}, 40),
         ({"name": "reptile", "inner_lr": 1.0e-2, "inner_steps": 5, "inner_optimizer": "adam"}, 40),
     ],
     ids=lambda a: a["name"] if isinstance(a, dict) else str(a),
@@ -109,7 +109,7 @@ def test_image_episodes_from_a_folder_learn_above_chance(tmp_path, algo, iterati
             "cache_dir": str(tmp_path / "cache"),
         },
         model={"name": "conv4", "filters": 8, "pooling": "stride", "normalization": "batch"},
-        algo={**algo, "meta_batch_size": 4, "outer_lr": 3.0e-3, "task_batching": "vmap"},
+        algo={"meta_batch_size": 4, "outer_lr": 3.0e-3, "task_batching": "vmap", **algo},
         train={"iterations": iterations},
         eval={"tasks": 60, "steps": 3},
     )
