@@ -39,7 +39,7 @@ def adapt_run(
     table = Table(title=f"returns after adaptation ({episodes} episodes per step)")
     table.add_column("task")
     for s in range(steps + 1):
-        table.add_column(f"{s} steps", justify="right")
+        table.add_column(f"{s} step{'' if s == 1 else 's'}", justify="right")
     for task, row in zip(tasks, rows):
         table.add_row(json.dumps(task), *(f"{r:.2f}" for r in row))
     console.print(table)

@@ -1,0 +1,29 @@
+"""Meta-reinforcement learning: functional policies, batched samplers, the policy-gradient inner
+loop, MAML-TRPO, Reptile, and adaptation-curve evaluation.
+
+Entry points for the run layer: :class:`metarl.rl.config.RLConfig` and
+:func:`metarl.rl.experiment.build`.
+"""
+
+from .config import RLConfig
+from .experiment import RLExperiment, build
+from .inner_loop import InnerLoop
+from .maml_trpo import MAMLTRPO
+from .policies import CategoricalMLPPolicy, GaussianMLPPolicy, make_policy
+from .reptile_rl import ReptileRL
+from .sampler import Sampler
+from .trajectories import Trajectories
+
+__all__ = [
+    "MAMLTRPO",
+    "CategoricalMLPPolicy",
+    "GaussianMLPPolicy",
+    "InnerLoop",
+    "RLConfig",
+    "RLExperiment",
+    "ReptileRL",
+    "Sampler",
+    "Trajectories",
+    "build",
+    "make_policy",
+]

@@ -1,0 +1,264 @@
+"""The meta-RL experiment the run layer drives (:class:`metarl.run.experiment.Experiment`).
+
+Random streams, all derived from ``cfg.seed``: training tasks (``[seed, 0]``), exploration noise
+and env resets (``[seed, 1]``), policy initialisation (torch generator seeded with ``seed``), and
+per-split evaluation streams (``[seed, 7, split]``) that are rebuilt on every ``evaluate`` call, so
+evaluating never advances training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+
+from metarl.core import AdaptationCurve, Params, named_params, summarize, unstack_params
+
+from .config import RLConfig
+from .evaluation import adaptation_returns, plot_curve
+from .inner_loop import InnerLoop
+from .maml_trpo import MAMLTRPO
+from .policies import make_policy
+from .reptile_rl import ReptileRL
+from .sampler import Sampler
+
+SPLITS = {"test": 0, "val": 1, "train": 2}
+
+#: MAML paper adaptation curves (REFERENCE section 3), drawn beside ours in the plot
+PAPER_CURVES = {
+    "metarl/Navigation2D-v0": [-40.4, -11.7, -3.3, -3.2],
+    "metarl/HalfCheetahVel-v0": [-129.5, -78.6, -66.6, -60.8],
+    "metarl/HalfCheetahDir-v0": [-50.7, 293.2, 313.5, 315.7],
+    "metarl/AntVel-v0": [30.6, 96.7, 100.1, 101.4],
+    "metarl/AntDir-v0": [8.7, 499.1, 500.7, 499.1],
+}
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(n)`` (no change if ``n`` is None)."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class RLExperiment:
+    """MAML-TRPO or Reptile on one task distribution, built from an :class:`RLConfig`."""
+
+    progress_keys = ["train/return_before", "train/return_after", "perf/env_steps_per_s"]
+
+    def __init__(self, cfg: RLConfig) -> None:
+        self.cfg = cfg
+        algo = cfg.algo
+        self.task_rng = np.random.default_rng([cfg.seed, 0])
+        self.sample_rng = np.random.default_rng([cfg.seed, 1])
+        self.env = gymnasium.make(cfg.env.id, **cfg.env.kwargs)
+        self.task_env = self.env.unwrapped
+        init = torch.Generator().manual_seed(cfg.seed)
+        self.policy = make_policy(
+            self.env.observation_space,
+            self.env.action_space,
+            cfg.policy.hidden_sizes,
+            cfg.policy.activation,
+            cfg.policy.init_log_std,
+            init,
+        )
+        self.sampler = Sampler(
+            cfg.env.id,
+            self.policy,
+            cfg.env.kwargs,
+            cfg.sampler.backend,
+            cfg.env.horizon,
+            cfg.sampler.num_threads,
+            self.sample_rng,
+            cfg.sampler.clip_actions,
+        )
+        batching = "vmap" if algo.task_batching == "auto" else algo.task_batching
+        self.inner = InnerLoop(
+            self.policy,
+            algo.inner_lr,
+            algo.gamma,
+            algo.gae_lambda,
+            algo.normalize_advantages,
+            batching,
+        )
+        if algo.name == "maml_trpo":
+            self.algo: MAMLTRPO | ReptileRL = MAMLTRPO(
+                self.inner,
+                self.sampler,
+                algo.episodes_per_task,
+                algo.inner_steps,
+                algo.first_order,
+                algo.max_kl,
+                algo.cg_iters,
+                algo.cg_damping,
+                algo.ls_max_steps,
+                algo.ls_backtrack,
+            )
+        else:
+            self.algo = ReptileRL(
+                self.inner, self.sampler, algo.episodes_per_task, algo.inner_steps, algo.epsilon
+            )
+        self.iteration = 0
+
+    # -- training -----------------------------------------------------------------------------
+    def train_iteration(self, iteration: int) -> dict[str, float]:
+        tasks = self.task_env.sample_tasks(self.cfg.algo.meta_batch_size, self.task_rng)
+        sample_t0 = self.sampler.total_time
+        with torch_threads(self.cfg.train.num_threads):
+            m = self.algo.step(tasks)
+        sample_s = self.sampler.total_time - sample_t0
+        self.iteration = iteration + 1
+        out = {
+            "train/return_before": m["return_before"],
+            "train/return_after": m["return_after"],
+            "perf/env_steps_per_s": m["env_steps"] / max(sample_s, 1e-9),
+            "time/sample_s": sample_s,
+            "time/inner_s": m["inner_s"] - sample_s,
+            "time/outer_s": m["outer_s"],
+        }
+        for key in ("kl", "surrogate_change", "ls_steps", "ls_accepted", "param_change"):
+            if key in m:
+                out[f"train/{key}"] = m[key]
+        return out
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def _eval_rngs(self, split: str) -> tuple[np.random.Generator, np.random.Generator]:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+        tasks_rng = np.random.default_rng([self.cfg.seed, 7, SPLITS[split], 0])
+        noise_rng = np.random.default_rng([self.cfg.seed, 7, SPLITS[split], 1])
+        return tasks_rng, noise_rng
+
+    def evaluate(self, num_tasks: int | None = None, split: str = "test") -> AdaptationCurve:
+        """Return after 0..``eval.steps`` inner steps on held-out tasks (mean, s.e. over tasks)."""
+        tasks_rng, noise_rng = self._eval_rngs(split)
+        tasks = self.task_env.sample_tasks(num_tasks or self.cfg.eval.tasks, tasks_rng)
+        with torch_threads(self.cfg.train.num_threads):
+            values, _ = adaptation_returns(
+                self.inner,
+                self.sampler,
+                named_params(self.policy),
+                tasks,
+                self.cfg.eval.steps,
+                self.cfg.eval.episodes_per_task,
+                noise_rng,
+            )
+        return summarize("return", values)
+
+    def adapt_to_tasks(
+        self, tasks: list[dict], steps: int, episodes: int
+    ) -> tuple[list[list[float]], list[Params]]:
+        """Adapt the meta-policy to given task dicts (``metarl adapt``).
+
+        Returns one row per task, the mean return after 0..``steps`` inner steps, and the
+        adapted parameters of each task. Invalid tasks raise ``ValueError`` from the env's
+        ``set_task`` (it names the valid keys and ranges).
+        """
+        if steps < 0 or episodes < 1:
+            raise ValueError(f"need steps >= 0 and episodes >= 1, got {steps} and {episodes}")
+        for task in tasks:
+            self.task_env.set_task(task)  # validates: ValueError names valid keys and ranges
+        rng = np.random.default_rng([self.cfg.seed, 11])
+        params = named_params(self.policy)
+        with torch_threads(self.cfg.train.num_threads):
+            values, adapted = adaptation_returns(
+                self.inner, self.sampler, params, tasks, steps, episodes, rng
+            )
+        rows = [[float(values[k, i]) for k in range(steps + 1)] for i in range(len(tasks))]
+        if steps == 0:
+            per_task = [{k: v.detach().clone() for k, v in params.items()} for _ in tasks]
+        else:
+            per_task = unstack_params(adapted)
+        return rows, per_task
+
+    def record_video(self, params: Params, task: dict, path: Path, fps: int = 30) -> Path:
+        """Render one episode of the policy's mean action on ``task`` to ``path`` (mp4/gif).
+
+        Needs imageio (``pip install 'metarl[video]'``, else ``ImportError``) and an env with
+        ``rgb_array`` rendering (MuJoCo families; headless: ``MUJOCO_GL=egl``).
+        """
+        try:
+            import imageio.v2 as imageio
+        except ImportError as e:
+            raise ImportError("recording videos needs imageio: pip install 'metarl[video]'") from e
+        env = gymnasium.make(
+            self.cfg.env.id,
+            render_mode="rgb_array",
+            max_episode_steps=self.sampler.horizon,
+            **self.cfg.env.kwargs,
+        )
+        env.unwrapped.set_task(task)
+        obs, _ = env.reset(seed=self.cfg.seed)
+        frames = [env.render()]
+        done = False
+        while not done:
+            with torch.no_grad():
+                dist = self.policy.dist(params, torch.as_tensor(obs, dtype=torch.float32))
+            action = dist[0].argmax(-1) if self.policy.discrete else dist[0]
+            obs, _, terminated, truncated, _ = env.step(action.numpy())
+            frames.append(env.render())
+            done = terminated or truncated
+        env.close()
+        path = Path(path)
+        imageio.mimsave(path, frames, fps=fps)
+        return path
+
+    # -- checkpoints and summary --------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "policy": {k: v.detach().clone() for k, v in self.policy.state_dict().items()},
+            "iteration": self.iteration,
+            "task_rng": self.task_rng.bit_generator.state,
+            "sample_rng": self.sample_rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.iteration = int(state["iteration"])
+        self.task_rng.bit_generator.state = state["task_rng"]
+        self.sample_rng.bit_generator.state = state["sample_rng"]
+
+    def save_plots(self, run_dir: Path, curve: AdaptationCurve) -> list[Path]:
+        reference = PAPER_CURVES.get(self.cfg.env.id) if self.cfg.algo.name == "maml_trpo" else None
+        path = plot_curve(
+            curve,
+            Path(run_dir) / "adaptation_curve.png",
+            f"{self.cfg.algo.name} on {self.cfg.env.id}",
+            {"MAML paper": reference} if reference else None,
+        )
+        return [path]
+
+    def summary_extra(self) -> dict[str, Any]:
+        return {
+            "env_id": self.cfg.env.id,
+            "algo": self.cfg.algo.name,
+            "sampler_backend": self.sampler.backend,
+            "horizon": self.sampler.horizon,
+            "task_batching": self.inner.task_batching,
+            "policy_parameters": sum(p.numel() for p in self.policy.parameters()),
+            "env_steps": self.sampler.total_steps,
+        }
+
+    def close(self) -> None:
+        self.sampler.close()
+        self.env.close()
+
+
+def build(cfg: RLConfig) -> RLExperiment:
+    """The run layer's entry point: an :class:`RLExperiment` for ``cfg``."""
+    if not isinstance(cfg, RLConfig):
+        cfg = RLConfig.model_validate(cfg)
+    return RLExperiment(cfg)
+
+
+__all__ = ["PAPER_CURVES", "RLExperiment", "build"]

@@ -1,0 +1,52 @@
+"""Policy-gradient losses on padded trajectories.
+
+Normalisation: every loss is a per-task mean over *valid steps*,
+``sum_{episodes, t} (x * mask) / sum_{episodes, t} mask`` (pytorch-maml-rl's ``weighted_mean``
+with episode lengths), and batched losses average those per-task values over tasks. Longer
+episodes therefore weigh more than short ones, and padding never counts.
+
+Two layouts, as in :mod:`metarl.rl.policies`: a single task (``params`` shared, data
+``[E, H, ...]``, scalar loss), or a meta-batch (``params`` stacked, data ``[tasks, E, H, ...]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import Tensor
+
+from .policies import Dist, Policy
+
+
+def masked_mean(x: Tensor, mask: Tensor, batched: bool) -> Tensor:
+    """Mean of ``x`` over valid steps: per task (``[tasks]``) if ``batched``, else a scalar."""
+    dims = (1, 2) if batched else (0, 1)
+    return (x * mask).sum(dims) / mask.sum(dims).clamp_min(1.0)
+
+
+def reinforce_loss(
+    policy: Policy, params: Mapping[str, Tensor], data: Mapping[str, Tensor], batched: bool = False
+) -> Tensor:
+    """REINFORCE surrogate ``-(log pi(a|s) * A * mask).sum() / mask.sum()`` (the inner loss)."""
+    logp = policy.log_prob(policy.dist(params, data["obs"]), data["actions"])
+    return -masked_mean(logp * data["advantages"], data["mask"], batched)
+
+
+def surrogate_loss(
+    policy: Policy, params: Mapping[str, Tensor], data: Mapping[str, Tensor], old_logp: Tensor
+) -> Tensor:
+    """TRPO's importance-weighted surrogate, ``-E[pi/pi_old * A]``, averaged over tasks.
+
+    ``params`` are the stacked adapted parameters, ``data`` the query batch ``[tasks, E, H]``.
+    """
+    logp = policy.log_prob(policy.dist(params, data["obs"]), data["actions"])
+    ratio = (logp - old_logp).exp()
+    return -masked_mean(ratio * data["advantages"], data["mask"], batched=True).mean()
+
+
+def mean_kl(
+    policy: Policy, old_dist: Dist, params: Mapping[str, Tensor], data: Mapping[str, Tensor]
+) -> Tensor:
+    """``KL(pi_old || pi_params)`` averaged over valid steps, then over tasks."""
+    kl = policy.kl(old_dist, policy.dist(params, data["obs"]))
+    return masked_mean(kl, data["mask"], batched=True).mean()

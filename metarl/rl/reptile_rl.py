@@ -1,0 +1,60 @@
+"""Reptile for RL (Nichol, Achiam & Schulman 2018, applied to policies), one meta-iteration per
+:meth:`ReptileRL.step`.
+
+    sample a batch of tasks T_i
+    for each T_i: phi_i = theta; repeat k times: sample episodes with phi_i, take a
+                  policy-gradient step on them (first order, no graph)
+    theta <- theta + epsilon * mean_i (phi_i - theta)        (metarl.core.reptile_update)
+
+The same sampler, inner loop and evaluation as MAML-TRPO; only the outer update differs.
+"""
+
+from __future__ import annotations
+
+import time
+
+from metarl.core import detach_params, named_params, reptile_update
+
+from .inner_loop import InnerLoop
+from .sampler import Sampler
+
+
+class ReptileRL:
+    """Reptile over ``inner.policy`` with ``inner_steps`` resampled PG steps per task."""
+
+    def __init__(
+        self,
+        inner: InnerLoop,
+        sampler: Sampler,
+        episodes_per_task: int = 20,
+        inner_steps: int = 3,
+        epsilon: float = 0.1,
+    ) -> None:
+        if inner_steps < 1:
+            raise ValueError(f"Reptile needs inner_steps >= 1, got {inner_steps}")
+        self.inner = inner
+        self.policy = inner.policy
+        self.sampler = sampler
+        self.episodes_per_task = episodes_per_task
+        self.inner_steps = inner_steps
+        self.epsilon = epsilon
+
+    def step(self, tasks: list[dict]) -> dict[str, float]:
+        t0 = time.perf_counter()
+        theta = detach_params(named_params(self.policy))
+        trajs, _, adapted = self.inner.run(
+            self.sampler, theta, tasks, self.inner_steps, self.episodes_per_task
+        )
+        t1 = time.perf_counter()
+        before = {k: v.clone() for k, v in theta.items()}
+        reptile_update(named_params(self.policy), adapted, self.epsilon)
+        after = detach_params(named_params(self.policy))
+        change = sum(float((after[k] - before[k]).pow(2).sum()) for k in before)
+        return {
+            "return_before": float(trajs[0].returns.mean()),
+            "return_after": float(trajs[-1].returns.mean()),
+            "param_change": change**0.5,
+            "env_steps": float(sum(t.env_steps for t in trajs)),
+            "inner_s": t1 - t0,
+            "outer_s": time.perf_counter() - t1,
+        }

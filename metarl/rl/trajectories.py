@@ -1,0 +1,48 @@
+"""The typed batch every sampler backend returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Trajectories:
+    """Episodes of a meta-batch, padded to the horizon ``H``.
+
+    ================ ============================ ==============================================
+    field            shape                        meaning
+    ================ ============================ ==============================================
+    ``obs``          ``[tasks, episodes, H, o]``  observation the action was taken in
+    ``actions``      ``[tasks, episodes, H, a]``  action taken (``[.., H]`` int64 if discrete);
+                                                  unclipped, as sampled from the policy
+    ``rewards``      ``[tasks, episodes, H]``     reward (0 where ``mask`` is 0)
+    ``mask``         ``[tasks, episodes, H]``     1.0 for steps inside the episode, 0.0 after
+                                                  termination, truncation or sim instability
+    ``returns``      ``[tasks, episodes]``        undiscounted episode return
+    ``lengths``      ``[tasks, episodes]``        steps in the episode (int64)
+    ================ ============================ ==============================================
+
+    All floating tensors are float32 on the CPU.
+    """
+
+    obs: Tensor
+    actions: Tensor
+    rewards: Tensor
+    mask: Tensor
+    returns: Tensor
+    lengths: Tensor
+
+    @property
+    def num_tasks(self) -> int:
+        return int(self.obs.shape[0])
+
+    @property
+    def env_steps(self) -> int:
+        """Environment steps taken (the sum of episode lengths)."""
+        return int(self.lengths.sum())
+
+    def task_returns(self) -> Tensor:
+        """Mean episode return per task, ``[tasks]``."""
+        return self.returns.mean(1)

@@ -1,0 +1,86 @@
+import torch
+
+from metarl.rl.baseline import baseline_features, fit_linear_baseline, linear_baseline_values
+from metarl.rl.returns import discounted_returns, gae, normalize_advantages
+
+
+def _batch(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    rewards = torch.randn(3, 4, 12, generator=g, dtype=torch.float64)
+    lengths = torch.randint(5, 13, (3, 4), generator=g)
+    mask = (torch.arange(12) < lengths.unsqueeze(-1)).double()
+    values = torch.randn(3, 4, 12, generator=g, dtype=torch.float64)
+    return rewards * mask, values, mask, lengths
+
+
+def test_discounted_returns_match_loop():
+    rewards, _, mask, lengths = _batch()
+    out = discounted_returns(rewards, mask, 0.9)
+    for i in range(3):
+        for j in range(4):
+            g = 0.0
+            for t in reversed(range(int(lengths[i, j]))):
+                g = float(rewards[i, j, t]) + 0.9 * g
+                assert abs(float(out[i, j, t]) - g) < 1e-10
+            assert float(out[i, j, int(lengths[i, j]) :].abs().sum()) == 0.0
+
+
+def test_gae_matches_python_loop():
+    rewards, values, mask, lengths = _batch(1)
+    gamma, lam = 0.99, 0.95
+    out = gae(rewards, values, mask, gamma, lam)
+    for i in range(3):
+        for j in range(4):
+            n = int(lengths[i, j])
+            v = [float(x) for x in values[i, j, :n]] + [0.0]
+            adv = 0.0
+            for t in reversed(range(n)):
+                delta = float(rewards[i, j, t]) + gamma * v[t + 1] - v[t]
+                adv = delta + gamma * lam * adv
+                assert abs(float(out[i, j, t]) - adv) < 1e-10
+            assert float(out[i, j, n:].abs().sum()) == 0.0
+
+
+def test_gae_lambda_one_is_returns_minus_values():
+    rewards, values, mask, _ = _batch(2)
+    out = gae(rewards, values, mask, 0.99, 1.0)
+    expected = discounted_returns(rewards, mask, 0.99) - values * mask
+    torch.testing.assert_close(out, expected)
+
+
+def test_normalized_advantages_per_task():
+    rewards, values, mask, _ = _batch(3)
+    adv = normalize_advantages(gae(rewards, values, mask, 0.99, 1.0), mask)
+    count = mask.sum((1, 2))
+    mean = (adv * mask).sum((1, 2)) / count
+    var = ((adv - mean[:, None, None]) ** 2 * mask).sum((1, 2)) / count
+    torch.testing.assert_close(mean, torch.zeros(3, dtype=torch.float64), atol=1e-8, rtol=0)
+    torch.testing.assert_close(var, torch.ones(3, dtype=torch.float64), atol=1e-6, rtol=0)
+
+
+def test_linear_baseline_equals_lstsq():
+    g = torch.Generator().manual_seed(4)
+    obs = torch.randn(3, 5, 20, 2, generator=g, dtype=torch.float64)
+    mask = torch.ones(3, 5, 20, dtype=torch.float64)
+    mask[0, 0, 15:] = 0
+    returns = torch.randn(3, 5, 20, generator=g, dtype=torch.float64) * mask
+    weights = fit_linear_baseline(obs, returns, mask, reg_coeff=0.0)
+    feats = baseline_features(obs, mask)
+    for i in range(3):
+        x = feats[i].reshape(-1, feats.shape[-1])
+        y = returns[i].reshape(-1, 1)
+        expected = torch.linalg.lstsq(x, y).solution.squeeze(-1)
+        torch.testing.assert_close(weights[i], expected, atol=1e-8, rtol=1e-6)
+    values = linear_baseline_values(obs, returns, mask, reg_coeff=0.0)
+    assert values.shape == returns.shape
+    assert float((values * (1 - mask)).abs().sum()) == 0.0
+
+
+def test_linear_baseline_singular_raises_regularisation():
+    obs = torch.zeros(2, 3, 10, 2, dtype=torch.float64)  # constant features: singular X^T X
+    mask = torch.ones(2, 3, 10, dtype=torch.float64)
+    returns = torch.ones(2, 3, 10, dtype=torch.float64)
+    weights = fit_linear_baseline(obs, returns, mask, reg_coeff=0.0)
+    assert torch.isfinite(weights).all()
+    values = linear_baseline_values(obs, returns, mask)
+    torch.testing.assert_close(values, returns, atol=1e-2, rtol=0)

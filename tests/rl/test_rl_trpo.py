@@ -1,0 +1,169 @@
+import math
+
+import torch
+
+from metarl.core import named_params
+from metarl.rl.inner_loop import InnerLoop
+from metarl.rl.losses import mean_kl, reinforce_loss
+from metarl.rl.policies import GaussianMLPPolicy
+from metarl.rl.trpo import (
+    conjugate_gradient,
+    flatten,
+    hessian_vector_product,
+    line_search,
+    meta_kl_hvp,
+    one_step_kl_hvp,
+    unflatten,
+)
+
+
+def test_conjugate_gradient_solves_spd_system():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(30, 30, generator=g, dtype=torch.float64)
+    spd = a @ a.T + 30 * torch.eye(30, dtype=torch.float64)
+    b = torch.randn(30, generator=g, dtype=torch.float64)
+    x = conjugate_gradient(lambda v: spd @ v, b, iters=30, tol=1e-30)
+    torch.testing.assert_close(x, torch.linalg.solve(spd, b), atol=1e-8, rtol=1e-8)
+
+
+def test_hessian_vector_product_matches_finite_differences():
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(6, dtype=torch.float64, generator=g, requires_grad=True)
+    v = torch.randn(6, dtype=torch.float64, generator=g)
+
+    def f(x):
+        return (x.sin() * x.roll(1)).sum() + (x**4).sum()
+
+    hvp = hessian_vector_product(f(w), [w])
+    eps = 1e-6
+    gp = torch.autograd.grad(f(w + eps * v), w)[0]
+    gm = torch.autograd.grad(f(w - eps * v), w)[0]
+    torch.testing.assert_close(hvp(v), (gp - gm) / (2 * eps), atol=1e-6, rtol=1e-6)
+
+
+def test_line_search_rejects_nan_and_kl_violations():
+    old = torch.zeros(3)
+    step = torch.ones(3)
+    calls = []
+
+    def evaluate(candidate):
+        calls.append(candidate.clone())
+        if len(calls) == 1:
+            return math.nan, 0.0  # NaN loss rejected
+        if len(calls) == 2:
+            return -1.0, math.inf  # inf KL rejected
+        if len(calls) == 3:
+            return -1.0, 0.5  # KL above max_kl rejected
+        return -1.0, 0.001
+
+    result = line_search(
+        evaluate, old, step, old_loss=0.0, max_kl=0.01, max_steps=15, backtrack=0.5
+    )
+    assert result.accepted and result.steps == 4
+    torch.testing.assert_close(result.params, 0.125 * step)
+
+    def always_nan(candidate):
+        return math.nan, math.nan
+
+    result = line_search(always_nan, old, step, 0.0, 0.01, max_steps=5)
+    assert not result.accepted and result.steps == 5
+    torch.testing.assert_close(result.params, old)
+
+
+def _meta_kl_problem(first_order: bool, steps: int):
+    """A float64 meta-batch: theta, support batches, query batch, adapt(theta), KL(theta)."""
+    gen = torch.Generator().manual_seed(2)
+    policy = GaussianMLPPolicy(2, 2, (8,), "tanh", 0.0, gen).double()
+    inner = InnerLoop(policy, inner_lr=0.3, task_batching="loop")
+    tasks, eps, horizon = 3, 2, 5
+
+    def batch():
+        obs = torch.randn(tasks, eps, horizon, 2, generator=gen, dtype=torch.float64)
+        act = torch.randn(tasks, eps, horizon, 2, generator=gen, dtype=torch.float64)
+        adv = torch.randn(tasks, eps, horizon, generator=gen, dtype=torch.float64)
+        mask = torch.ones(tasks, eps, horizon, dtype=torch.float64)
+        mask[0, 1, 3:] = 0
+        return {"obs": obs, "actions": act, "advantages": adv, "mask": mask}
+
+    support = [batch() for _ in range(steps)]
+    query = batch()
+    theta = {k: v.detach() for k, v in named_params(policy).items()}
+
+    def adapt(p):
+        return inner.replay(p, support, first_order)
+
+    with torch.no_grad():
+        adapted = adapt(theta)
+        old_dist = policy.dist(adapted, query["obs"])
+
+    def kl(p):
+        return mean_kl(policy, old_dist, p, query)
+
+    def kl_of_theta(p):
+        return kl(adapt(p))
+
+    return policy, inner, theta, support, adapt, adapted, kl, kl_of_theta
+
+
+def _reference_hvp(kl_of_theta, theta, v, first_order, eps=1e-5):
+    """Finite differences of the gradient (second order); for first order, where the inner
+    gradient is detached so no function has this Hessian, double-backward autograd."""
+    if first_order:
+        params = {k: t.clone().requires_grad_() for k, t in theta.items()}
+        return hessian_vector_product(kl_of_theta(params), list(params.values()))(v)
+    return _fd_hvp(kl_of_theta, theta, v, eps)
+
+
+def _fd_hvp(kl_of_theta, theta, v, eps=1e-5):
+    def grad_at(x):
+        params = {k: t.clone().requires_grad_() for k, t in unflatten(x, theta).items()}
+        return flatten(torch.autograd.grad(kl_of_theta(params), list(params.values())))
+
+    x0 = flatten(theta.values())
+    return (grad_at(x0 + eps * v) - grad_at(x0 - eps * v)) / (2 * eps)
+
+
+def test_meta_kl_hvp_matches_finite_differences_through_adaptation():
+    for first_order in (False, True):
+        policy, inner, theta, support, adapt, adapted, kl, kl_of_theta = _meta_kl_problem(
+            first_order, steps=2
+        )
+        _, vjp = torch.func.vjp(adapt, theta)
+        hvp = meta_kl_hvp(adapt, vjp, theta, adapted, kl)
+        v = torch.randn(
+            flatten(theta.values()).numel(),
+            dtype=torch.float64,
+            generator=torch.Generator().manual_seed(3),
+        )
+        expected = _reference_hvp(kl_of_theta, theta, v, first_order)
+        torch.testing.assert_close(hvp(v), expected, atol=1e-6, rtol=1e-5)
+
+
+def test_one_step_fast_path_matches_finite_differences():
+    for first_order in (False, True):
+        policy, inner, theta, support, adapt, adapted, kl, kl_of_theta = _meta_kl_problem(
+            first_order, steps=1
+        )
+        hvp, jt = one_step_kl_hvp(
+            lambda p, policy=policy, s=support[0]: reinforce_loss(policy, p, s, batched=True).sum(),
+            theta,
+            3,
+            inner.inner_lr,
+            first_order,
+            kl,
+            adapted,
+        )
+        v = torch.randn(
+            flatten(theta.values()).numel(),
+            dtype=torch.float64,
+            generator=torch.Generator().manual_seed(4),
+        )
+        expected = _reference_hvp(kl_of_theta, theta, v, first_order)
+        torch.testing.assert_close(hvp(v), expected, atol=1e-6, rtol=1e-5)
+        # jt is the transposed Jacobian of the adaptation: compare with torch.func.vjp
+        w = {k: torch.randn_like(t) for k, t in adapted.items()}
+        _, vjp = torch.func.vjp(adapt, theta)
+        expected = vjp(w)[0]
+        got = jt(w)
+        for k in theta:
+            torch.testing.assert_close(got[k], expected[k], atol=1e-10, rtol=1e-8)
