@@ -111,8 +111,7 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
         extra.append(f"seed={args.seed}")
     config = cfgmod.load_config(args.config, extra)
     run_dir = args.run_dir or rundir.default_run_dir(args.config)
-    rundir.create_run_dir(run_dir, config)
-    console.print(f"run directory: {run_dir}")
+    rundir.refuse_existing_run(run_dir)  # before the (possibly slow) build
     trainer.train(config, run_dir, console=console)
     return 0
 

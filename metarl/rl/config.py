@@ -70,12 +70,16 @@ class SamplerConfig(StrictModel):
     ``SyncVectorEnv`` of single envs), ``auto`` (batched when available);
     ``num_threads``: torch threads during sampling (1 keeps MuJoCo's threads free);
     ``clip_actions``: clip Gaussian actions to the action space's bounds before stepping (as
-    the MAML code's rllab ``NormalizedEnv``); log-probabilities use the unclipped action.
+    the MAML code's rllab ``NormalizedEnv``); log-probabilities use the unclipped action;
+    ``rescale_actions``: the policy acts in [-1, 1] and actions are mapped affinely onto the
+    action space's bounds before clipping (rllab's ``NormalizedEnv``, which the MAML code wraps
+    every env in; a no-op for [-1, 1] boxes, x0.1 for Navigation2D).
     """
 
     backend: Literal["auto", "batched", "vector"] = "auto"
     num_threads: int = Field(default=1, gt=0)
     clip_actions: bool = True
+    rescale_actions: bool = False
 
 
 class AlgoConfig(StrictModel):

@@ -81,6 +81,7 @@ class RLExperiment:
             cfg.sampler.num_threads,
             self.sample_rng,
             cfg.sampler.clip_actions,
+            cfg.sampler.rescale_actions,
         )
         batching = "vmap" if algo.task_batching == "auto" else algo.task_batching
         self.inner = InnerLoop(

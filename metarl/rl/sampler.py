@@ -5,9 +5,13 @@ episode ``j`` of task ``i``); each step makes one batched policy call (per-task 
 stacked, see :mod:`metarl.rl.policies`) and draws the exploration noise for all copies from one
 seeded numpy generator, so the same seed gives the same trajectories on every backend.
 
-Gaussian actions are recorded as sampled (for the log-probabilities) and, with ``clip_actions``
-(default), clipped to the action space's bounds before the env sees them, as rllab's
-``NormalizedEnv`` did in the MAML code, so control costs apply to the executed action.
+Gaussian actions are recorded as sampled (for the log-probabilities). With ``rescale_actions``
+the policy acts in [-1, 1] per dimension and the action is mapped affinely onto the action
+space's bounds, ``low + (a + 1) / 2 * (high - low)``, as rllab's ``NormalizedEnv`` (the MAML code
+wraps every env in it); an identity for [-1, 1] boxes (HalfCheetah, Ant), a scale of 0.1 for
+Navigation2D's [-0.1, 0.1]. With ``clip_actions`` (default) the (rescaled) action is then clipped
+to the bounds before the env sees it, as ``NormalizedEnv`` does, so control costs apply to the
+executed action.
 
 Sampling runs under ``torch.no_grad()`` with ``torch.set_num_threads(num_threads)`` (default 1):
 torch's idle threads busy-wait and starve MuJoCo's stepping threads (REFERENCE section 5); the
@@ -42,6 +46,7 @@ class Sampler:
         num_threads: int = 1,
         rng: np.random.Generator | None = None,
         clip_actions: bool = True,
+        rescale_actions: bool = False,
     ) -> None:
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
@@ -50,6 +55,7 @@ class Sampler:
         self.horizon = env_horizon(env_id, horizon)
         self.num_threads = num_threads
         self.clip_actions = clip_actions
+        self.rescale_actions = rescale_actions
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self._envs: dict[int, Any] = {}
         #: wall-clock seconds and env steps spent in :meth:`sample` so far (for throughput logs)
@@ -124,10 +130,12 @@ class Sampler:
             dist = self.policy.dist(params, torch.from_numpy(obs).view(num_tasks, episodes, -1))
             actions = self.policy.sample_actions(dist, rng).reshape(n, *act_shape)
             obs_buf[t], act_buf[t], mask_buf[t] = obs, actions, alive
-            if self.clip_actions and not discrete:  # as rllab's NormalizedEnv in the MAML code
-                actions = np.clip(
-                    actions, env.single_action_space.low, env.single_action_space.high
-                )
+            if not discrete:  # as rllab's NormalizedEnv in the MAML code
+                low, high = env.single_action_space.low, env.single_action_space.high
+                if self.rescale_actions:
+                    actions = low + (actions + 1.0) * 0.5 * (high - low)
+                if self.clip_actions:
+                    actions = np.clip(actions, low, high)
             obs, reward, terminated, truncated, info = env.step(actions)
             reward = np.asarray(reward, dtype=np.float64)
             broken = ~np.isfinite(reward)

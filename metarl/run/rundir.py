@@ -35,13 +35,18 @@ def default_run_dir(config_path: str | Path, root: str | Path = "runs") -> Path:
     return path
 
 
-def create_run_dir(path: Path, config: BaseModel) -> Path:
-    """Make a new run directory and write the resolved config; never reuse an existing run."""
+def refuse_existing_run(path: Path) -> None:
+    """A new run never reuses a directory that holds one."""
     if (path / CONFIG_NAME).exists() or (path / "checkpoints").exists():
         raise UserError(
             f"{path} already holds a run; continue it with `metarl train --resume {path}` "
             "or choose another --run-dir (nothing was changed)"
         )
+
+
+def create_run_dir(path: Path, config: BaseModel) -> Path:
+    """Make a new run directory and write the resolved config; never reuse an existing run."""
+    refuse_existing_run(path)
     path.mkdir(parents=True, exist_ok=True)
     (path / CONFIG_NAME).write_text(dump_config(config))
     return path

@@ -24,7 +24,7 @@ from .experiment import Experiment
 from .metrics import MetricsLog
 from .plots import plot_adaptation_curve
 from .progress import ProgressReporter
-from .rundir import checkpoint_path
+from .rundir import checkpoint_path, create_run_dir
 
 
 def build_experiment(config: BaseModel) -> Experiment:
@@ -64,12 +64,19 @@ def _checkpoint(run_dir: Path, experiment: Experiment, iteration: int, elapsed: 
 def train(
     config: BaseModel, run_dir: Path, resume: bool = False, console: Console | None = None
 ) -> dict[str, Any]:
-    """Train (or continue) the run in ``run_dir`` and write ``summary.json``; return the summary."""
+    """Train (or continue) the run in ``run_dir`` and write ``summary.json``; return the summary.
+
+    A new run's directory is created only once the experiment is built, so a config that fails
+    late (a missing dataset, say) leaves nothing behind.
+    """
     console = console or Console()
     cfg: Any = config
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     experiment = build_experiment(config)
+    if not resume:
+        create_run_dir(run_dir, config)
+        console.print(f"run directory: {run_dir}")
     start, elapsed_before = 0, 0.0
     if resume:
         state = load_checkpoint(checkpoint_path(run_dir))

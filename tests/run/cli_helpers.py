@@ -5,8 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 SINUSOID = ROOT / "configs" / "fewshot" / "sinusoid_maml.yaml"
 # a quick sinusoid run: deterministic settings, a handful of iterations
@@ -29,9 +27,10 @@ QUICK = [
 
 
 def run_cli(
-    *args: str, cwd: Path | None = None, timeout: float = 300
+    *args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    """Run ``python -m metarl.cli ARGS`` as a user would, with ``env`` added to the environment."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "metarl.cli", *args],
         cwd=cwd,
@@ -40,8 +39,3 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
-
-
-@pytest.fixture
-def sinusoid_config() -> Path:
-    return SINUSOID

@@ -94,6 +94,18 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path, override, expected):
     assert not (tmp_path / "r").exists()  # nothing created for a rejected config
 
 
+def test_missing_dataset_says_where_it_looked_and_leaves_no_run(tmp_path):
+    config = SINUSOID.parent / "omniglot_5w1s_maml.yaml"
+    run = tmp_path / "run"
+    res = run_cli(
+        "train", str(config), "--run-dir", str(run), env={"METARL_DATA": str(tmp_path / "nowhere")}
+    )
+    assert res.returncode == 2, res.stderr
+    assert "omniglot not found" in res.stderr and str(tmp_path / "nowhere") in res.stderr
+    assert "METARL_DATA" in res.stderr  # how to provide it
+    assert not run.exists()
+
+
 def test_missing_config_file_exit_2(tmp_path):
     res = run_cli("train", str(tmp_path / "missing.yaml"))
     assert res.returncode == 2 and "config file not found" in res.stderr
