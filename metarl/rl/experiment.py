@@ -20,7 +20,7 @@ import torch
 from metarl.core import AdaptationCurve, Params, named_params, summarize, unstack_params
 
 from .config import RLConfig
-from .evaluation import adaptation_returns, plot_curve
+from .evaluation import adaptation_returns
 from .inner_loop import InnerLoop
 from .maml_trpo import MAMLTRPO
 from .policies import make_policy
@@ -230,14 +230,12 @@ class RLExperiment:
         self.sample_rng.bit_generator.state = state["sample_rng"]
 
     def save_plots(self, run_dir: Path, curve: AdaptationCurve) -> list[Path]:
+        return []  # the run layer draws the adaptation curve, with reference_curves()
+
+    def reference_curves(self) -> dict[str, list[float]]:
+        """The MAML paper's curve for this env (REFERENCE section 3), drawn beside ours."""
         reference = PAPER_CURVES.get(self.cfg.env.id) if self.cfg.algo.name == "maml_trpo" else None
-        path = plot_curve(
-            curve,
-            Path(run_dir) / "adaptation_curve.png",
-            f"{self.cfg.algo.name} on {self.cfg.env.id}",
-            {"MAML paper": reference} if reference else None,
-        )
-        return [path]
+        return {"MAML paper": reference} if reference else {}
 
     def summary_extra(self) -> dict[str, Any]:
         return {

@@ -34,5 +34,8 @@ class Experiment(Protocol):
     def save_plots(self, run_dir: Path, curve: AdaptationCurve) -> list[Path]:
         """Write the domain's PNG plots into ``run_dir``; return their paths."""
 
+    def reference_curves(self) -> dict[str, list[float]]:
+        """Optional: published curves to draw beside this run's, ``{label: [value per step]}``."""
+
     def summary_extra(self) -> dict[str, Any]:
         """Extra keys for ``summary.json`` (e.g. ``normalization``, ``task_batching``)."""

@@ -26,9 +26,20 @@ def _axis_limits(curve: AdaptationCurve) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def plot_adaptation_curve(curve: AdaptationCurve, path: Path, title: str) -> Path:
+def plot_adaptation_curve(
+    curve: AdaptationCurve,
+    path: Path,
+    title: str,
+    reference: dict[str, list[float]] | None = None,
+) -> Path:
+    """Mean with its 95% CI and the median against inner steps; ``reference`` adds dashed
+    published curves (``{"MAML paper": [...]}``)."""
     fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
     y0, y1 = _axis_limits(curve)
+    ref_values = [v for values in (reference or {}).values() for v in values if math.isfinite(v)]
+    if ref_values:
+        pad = 0.05 * (y1 - y0)
+        y0, y1 = min(y0, min(ref_values) - pad), max(y1, max(ref_values) + pad)
     shown = [(s, m, c) for s, m, c in zip(curve.steps, curve.mean, curve.ci95) if y0 <= m <= y1]
     if shown:
         s, m, c = zip(*shown)
@@ -41,6 +52,9 @@ def plot_adaptation_curve(curve: AdaptationCurve, path: Path, title: str) -> Pat
             label="95% CI of the mean",
         )
     ax.plot(curve.steps, curve.median, marker="s", ls="--", ms=4, label="median")
+    for label, values in (reference or {}).items():
+        n = min(len(values), len(curve.steps))
+        ax.plot(curve.steps[:n], values[:n], ls=":", marker="x", color="k", label=label)
     off = [s for s, m in zip(curve.steps, curve.mean) if not y0 <= m <= y1]
     if off:
         ax.plot(off, [y1] * len(off), "^", color="C3", label="mean off scale (some tasks diverge)")

@@ -124,7 +124,8 @@ def train(
     log.log(done, {f"eval/{curve.metric}_step{s}": m for s, m in zip(curve.steps, curve.mean)})
     log.close()
     title = f"{cfg.domain}: {Path(run_dir).name}"
-    plots = [plot_adaptation_curve(curve, run_dir / "adaptation_curve.png", title)]
+    reference = getattr(experiment, "reference_curves", dict)()
+    plots = [plot_adaptation_curve(curve, run_dir / "adaptation_curve.png", title, reference)]
     plots += experiment.save_plots(run_dir, curve)
     summary = {
         "domain": cfg.domain,
