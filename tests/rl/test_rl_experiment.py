@@ -70,8 +70,8 @@ def test_adapt_to_tasks_and_invalid_task(tmp_path):
     assert params[0]["layers.0.weight"].shape == (32, 2)
     with pytest.raises(ValueError, match="goal"):
         exp.adapt_to_tasks([{"velocity": 2.5}], steps=1, episodes=4)
-    paths = exp.save_plots(tmp_path, exp.evaluate(num_tasks=2))
-    assert paths[0].exists() and paths[0].suffix == ".png"
+    # the run layer draws the curve; MAML-TRPO on Navigation2D adds the paper's as a reference
+    assert exp.reference_curves()["MAML paper"][1] == -11.7
     assert exp.summary_extra()["sampler_backend"] == "batched"
 
 
