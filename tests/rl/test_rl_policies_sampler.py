@@ -108,3 +108,25 @@ def test_categorical_policy_samples_discrete_env_with_masks():
     torch.testing.assert_close(traj.returns, traj.lengths.float())  # +1 per step until the fall
     steps = torch.arange(500)
     torch.testing.assert_close(traj.mask, (steps < traj.lengths.unsqueeze(-1)).float())
+
+
+@pytest.mark.parametrize("rescale", [False, True])
+def test_rescaled_actions_map_the_unit_box_onto_the_env_box(small_policy, rescale):
+    """Navigation2D moves by the action the env receives: clip(a) without rescaling, and
+    clip(low + (a + 1) / 2 * (high - low)) = clip(0.1 * a) with it (rllab's NormalizedEnv, which
+    the MAML code wrapped the point env in). The recorded action stays the policy's own."""
+    sampler = Sampler(
+        NAV, small_policy, backend="batched", rng=np.random.default_rng(0), rescale_actions=rescale
+    )
+    try:
+        trajs = sampler.sample(dict(small_policy.named_parameters()), nav_tasks(2), 3)
+    finally:
+        sampler.close()
+    obs, actions, mask = trajs.obs, trajs.actions, trajs.mask
+    both = (mask[..., :-1] * mask[..., 1:]).bool()  # consecutive steps inside an episode
+    moved = (obs[..., 1:, :] - obs[..., :-1, :])[both]
+    sent = (0.1 * actions if rescale else actions)[..., :-1, :][both].clamp(-0.1, 0.1)
+    torch.testing.assert_close(moved, sent.to(moved.dtype), atol=1e-5, rtol=1e-4)
+    # with std 1 against a 0.1 box, unscaled actions are almost all clipped; scaled ones are not
+    clipped = ((0.1 * actions if rescale else actions).abs() >= 0.1).float().mean()
+    assert (clipped < 0.5) if rescale else (clipped > 0.8)
