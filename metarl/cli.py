@@ -102,7 +102,6 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
                 f"the checkpoint is at iteration {state['iteration']}, beyond --iterations "
                 f"{config.train.iterations}"
             )
-        (run_dir / rundir.CONFIG_NAME).write_text(cfgmod.dump_config(config))
         trainer.train(config, run_dir, resume=True, console=console)
         return 0
     if not args.config:
@@ -185,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print(
-            "interrupted; the last completed iteration was checkpointed: "
-            "continue with `metarl train --resume RUN_DIR`",
+            "interrupted; continue from the last checkpoint (every train.checkpoint_every "
+            "iterations) with `metarl train --resume RUN_DIR`",
             file=sys.stderr,
         )
         return 130

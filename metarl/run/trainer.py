@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,14 @@ from rich.table import Table
 from metarl.core import AdaptationCurve
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .config import dump_config
 from .errors import UserError
 from .experiment import Experiment
+from .lock import RunLock
 from .metrics import MetricsLog
 from .plots import plot_adaptation_curve
 from .progress import ProgressReporter
-from .rundir import checkpoint_path, create_run_dir
+from .rundir import CONFIG_NAME, checkpoint_path, create_run_dir
 
 
 def build_experiment(config: BaseModel) -> Experiment:
@@ -67,15 +70,27 @@ def train(
     """Train (or continue) the run in ``run_dir`` and write ``summary.json``; return the summary.
 
     A new run's directory is created only once the experiment is built, so a config that fails
-    late (a missing dataset, say) leaves nothing behind.
+    late (a missing dataset, say) leaves nothing behind. Training holds the run's lock: a second
+    process on the same run is refused. On resume the (possibly extended) config is written back
+    under that lock.
     """
-    console = console or Console()
+    with ExitStack() as stack:
+        if resume:
+            stack.enter_context(RunLock(run_dir))
+            (run_dir / CONFIG_NAME).write_text(dump_config(config))
+        return _train(config, run_dir, resume, console or Console(), stack)
+
+
+def _train(
+    config: BaseModel, run_dir: Path, resume: bool, console: Console, stack: ExitStack
+) -> dict[str, Any]:
     cfg: Any = config
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     experiment = build_experiment(config)
     if not resume:
         create_run_dir(run_dir, config)
+        stack.enter_context(RunLock(run_dir))
         console.print(f"run directory: {run_dir}")
     start, elapsed_before = 0, 0.0
     if resume:
@@ -109,8 +124,9 @@ def train(
                 _checkpoint(run_dir, experiment, done, elapsed_before + time.perf_counter() - t0)
             progress.update(done, metrics)
     except KeyboardInterrupt:
+        # no checkpoint here: the interrupt may land mid-iteration, after the random streams or
+        # the optimizer moved; the last periodic checkpoint is a consistent state to resume from
         progress.close()
-        _checkpoint(run_dir, experiment, done, elapsed_before + time.perf_counter() - t0)
         log.close()
         raise
     progress.close()

@@ -142,11 +142,11 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     was never interrupted: same learning metrics row for row, same final evaluation."""
     args = [
         "--iterations",
-        "400",
+        "2000",
         "--eval-tasks",
         "20",
         "--set",
-        "train.log_every=10",
+        "train.log_every=50",
         "--set",
         "train.checkpoint_every=50",
         "--set",
@@ -184,10 +184,15 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
         if proc.poll() is not None:
             pytest.fail("the training process ended before it could be killed")
         time.sleep(0.05)
+    # while it trains, a second process on the same run is refused and changes nothing
+    before = (killed / "config.yaml").read_bytes()
+    res = run_cli("train", "--resume", str(killed))
+    assert res.returncode == 2 and "being trained right now" in res.stderr, res.stderr
+    assert (killed / "config.yaml").read_bytes() == before
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     at_kill = torch.load(ckpt, weights_only=True)["iteration"]
-    assert 100 <= at_kill < 400
+    assert 100 <= at_kill < 2000
     assert not (killed / "summary.json").exists()
 
     res = run_cli("train", "--resume", str(killed))
