@@ -90,7 +90,6 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
             )
         run_dir = args.resume
         config = rundir.load_run_config(run_dir)
-        rundir.checkpoint_path(run_dir)  # existence is checked when loading
         if extra:
             data = cfgmod.apply_overrides(config.model_dump(mode="json"), extra)
             config = cfgmod.validate(data, "--iterations/--eval-tasks")
@@ -144,7 +143,10 @@ def _split_top(text: str) -> list[str]:
     """Split on commas that are not inside brackets (so goal=[1,2] stays whole)."""
     parts, depth, cur = [], 0, ""
     for ch in text:
-        depth += ch in "[(" and 1 or (-1 if ch in "])" else 0)
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
         if ch == "," and depth == 0:
             parts.append(cur)
             cur = ""

@@ -1,9 +1,9 @@
-"""Adaptation curves on held-out tasks (the MAML paper's figures) and their plot.
+"""Adaptation curves on held-out tasks (the MAML paper's figures): returns after 0..S steps.
 
 For every task: sample episodes with theta and record the mean return (step 0); take a
 policy-gradient step on those episodes; sample with the adapted policy and record (step 1); and so
 on. The value at step k is the mean return of episodes sampled with the k-step-adapted policy.
-Mean and standard error over tasks come from :func:`metarl.core.summarize`.
+The caller summarises them over tasks with :func:`metarl.core.summarize`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from metarl.core import AdaptationCurve, Params, summarize
+from metarl.core import Params
 
 from .inner_loop import InnerLoop
 from .sampler import Sampler
@@ -31,17 +31,3 @@ def adaptation_returns(
     params = {k: v.detach() for k, v in params.items()}
     trajs, _, adapted = inner.run(sampler, params, tasks, steps, episodes, rng=rng)
     return torch.stack([t.task_returns() for t in trajs]), adapted
-
-
-def evaluate_adaptation(
-    inner: InnerLoop,
-    sampler: Sampler,
-    params: Params,
-    tasks: list[dict],
-    steps: int,
-    episodes: int,
-    rng: np.random.Generator,
-) -> AdaptationCurve:
-    """The adaptation curve (metric ``"return"``) on ``tasks``."""
-    values, _ = adaptation_returns(inner, sampler, params, tasks, steps, episodes, rng)
-    return summarize("return", values)

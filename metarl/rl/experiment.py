@@ -8,8 +8,6 @@ evaluating never advances training.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +35,6 @@ PAPER_CURVES = {
     "metarl/AntVel-v0": [30.6, 96.7, 100.1, 101.4],
     "metarl/AntDir-v0": [8.7, 499.1, 500.7, 499.1],
 }
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(n)`` (no change if ``n`` is None)."""
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class RLExperiment:
@@ -115,8 +101,7 @@ class RLExperiment:
     def train_iteration(self, iteration: int) -> dict[str, float]:
         tasks = self.task_env.sample_tasks(self.cfg.algo.meta_batch_size, self.task_rng)
         sample_t0 = self.sampler.total_time
-        with torch_threads(self.cfg.train.num_threads):
-            m = self.algo.step(tasks)
+        m = self.algo.step(tasks)
         sample_s = self.sampler.total_time - sample_t0
         self.iteration = iteration + 1
         out = {
@@ -144,16 +129,15 @@ class RLExperiment:
         """Return after 0..``eval.steps`` inner steps on held-out tasks (mean, s.e. over tasks)."""
         tasks_rng, noise_rng = self._eval_rngs(split)
         tasks = self.task_env.sample_tasks(num_tasks or self.cfg.eval.tasks, tasks_rng)
-        with torch_threads(self.cfg.train.num_threads):
-            values, _ = adaptation_returns(
-                self.inner,
-                self.sampler,
-                named_params(self.policy),
-                tasks,
-                self.cfg.eval.steps,
-                self.cfg.eval.episodes_per_task,
-                noise_rng,
-            )
+        values, _ = adaptation_returns(
+            self.inner,
+            self.sampler,
+            named_params(self.policy),
+            tasks,
+            self.cfg.eval.steps,
+            self.cfg.eval.episodes_per_task,
+            noise_rng,
+        )
         return summarize("return", values)
 
     def adapt_to_tasks(
@@ -171,10 +155,9 @@ class RLExperiment:
             self.task_env.set_task(task)  # validates: ValueError names valid keys and ranges
         rng = np.random.default_rng([self.cfg.seed, 11])
         params = named_params(self.policy)
-        with torch_threads(self.cfg.train.num_threads):
-            values, adapted = adaptation_returns(
-                self.inner, self.sampler, params, tasks, steps, episodes, rng
-            )
+        values, adapted = adaptation_returns(
+            self.inner, self.sampler, params, tasks, steps, episodes, rng
+        )
         rows = [[float(values[k, i]) for k in range(steps + 1)] for i in range(len(tasks))]
         if steps == 0:
             per_task = [{k: v.detach().clone() for k, v in params.items()} for _ in tasks]

@@ -31,7 +31,11 @@ from .rundir import CONFIG_NAME, checkpoint_path, create_run_dir
 
 
 def build_experiment(config: BaseModel) -> Experiment:
-    """The domain's experiment for a validated config."""
+    """The domain's experiment for a validated config, with the run's torch thread count applied
+    (every command builds through here: train, evaluate and adapt alike)."""
+    threads = config.train.num_threads  # type: ignore[attr-defined]
+    if threads:
+        torch.set_num_threads(threads)
     domain = config.domain  # type: ignore[attr-defined]
     if domain == "fewshot":
         from metarl.fewshot.experiment import build
@@ -85,8 +89,6 @@ def _train(
     config: BaseModel, run_dir: Path, resume: bool, console: Console, stack: ExitStack
 ) -> dict[str, Any]:
     cfg: Any = config
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
     experiment = build_experiment(config)
     if not resume:
         create_run_dir(run_dir, config)
