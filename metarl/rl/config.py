@@ -100,6 +100,10 @@ class AlgoConfig(StrictModel):
     ``cg_iters`` / ``cg_damping`` conjugate gradient iterations and damping (10 / 1.0e-5)
     ``ls_max_steps``             line search candidates (15)
     ``ls_backtrack``             line search shrink factor (0.8)
+    ``hvp_subsample``            fraction of each task's episodes used in TRPO's
+                                 Hessian-vector products (1.0 = exact, the papers' setting;
+                                 0.2 = OpenAI Baselines' TRPO); the gradient and the line
+                                 search's KL test always use every episode
     ``epsilon``                  Reptile outer step size
     ``task_batching``            inner step over tasks: ``vmap``, ``loop``, ``auto`` (= vmap,
                                  faster for policy-gradient steps on this machine)
@@ -120,6 +124,7 @@ class AlgoConfig(StrictModel):
     cg_damping: float = Field(default=1.0e-5, ge=0)
     ls_max_steps: int = Field(default=15, gt=0)
     ls_backtrack: float = Field(default=0.8, gt=0, lt=1)
+    hvp_subsample: float = Field(default=1.0, gt=0, le=1)
     epsilon: float = Field(default=0.1, gt=0, le=1)
     task_batching: Literal["auto", "vmap", "loop"] = "auto"
 

@@ -90,6 +90,7 @@ class RLExperiment:
                 algo.cg_damping,
                 algo.ls_max_steps,
                 algo.ls_backtrack,
+                algo.hvp_subsample,
             )
         else:
             self.algo = ReptileRL(

@@ -11,8 +11,9 @@ Two layouts, as in :mod:`metarl.rl.policies`: a single task (``params`` shared, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
+import torch
 from torch import Tensor
 
 from .policies import Dist, Policy
@@ -50,3 +51,34 @@ def mean_kl(
     """``KL(pi_old || pi_params)`` averaged over valid steps, then over tasks."""
     kl = policy.kl(old_dist, policy.dist(params, data["obs"]))
     return masked_mean(kl, data["mask"], batched=True).mean()
+
+
+def kl_hessian_product(
+    policy: Policy, params: Mapping[str, Tensor], data: Mapping[str, Tensor]
+) -> Callable[[dict[str, Tensor]], dict[str, Tensor]]:
+    """``w -> H w``, ``H`` the exact Hessian of ``mean_kl(policy, dist(params), p, data)`` in
+    ``p`` at ``p = params`` (stacked ``[tasks, ...]``): the Fisher information of the policy.
+
+    At the old policy the KL's gradient in the distribution parameters is zero, so its Hessian is
+    ``J^T M J`` with ``J`` the Jacobian of the distribution parameters (the network outputs) and
+    ``M`` the KL's Hessian in them (:meth:`Policy.kl_output_hessian`, diagonal). A product is one
+    forward-mode pass (``J w``) and one reverse pass through a graph built once (``J^T``),
+    about half the cost of differentiating the KL's gradient again.
+    """
+    params = {k: v.detach() for k, v in params.items()}
+
+    def outputs(p: dict[str, Tensor]) -> tuple[Tensor, ...]:
+        return policy.dist(p, data["obs"])
+
+    dist, vjp = torch.func.vjp(outputs, params)
+    mask = data["mask"]
+    # masked_mean over each task's valid steps, then the mean over tasks
+    weight = (mask / (mask.sum((1, 2), keepdim=True).clamp_min(1.0) * mask.shape[0])).unsqueeze(-1)
+    curvature = [m.detach() * weight for m in policy.kl_output_hessian(dist)]
+
+    def product(w: dict[str, Tensor]) -> dict[str, Tensor]:
+        _, tangent = torch.func.jvp(outputs, (params,), ({k: w[k] for k in params},))
+        (out,) = vjp(tuple(t * c for t, c in zip(tangent, curvature)))
+        return out
+
+    return product

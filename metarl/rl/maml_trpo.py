@@ -11,9 +11,14 @@
 The Hessian-vector products of the KL with respect to theta are exact and batched over tasks:
 ``J^T H_KL J v`` with ``J`` the Jacobian of the inner step (the other chain-rule term vanishes
 because the KL's gradient is zero at the old policy). With one inner step
-(:func:`metarl.rl.trpo.one_step_kl_hvp`) ``J = I - alpha * H_support`` and each product is three
-backward passes through graphs built once per iteration; with more steps,
-:func:`metarl.rl.trpo.meta_kl_hvp` uses ``torch.func.jvp`` / ``vjp`` through the steps. The line
+(:func:`metarl.rl.trpo.one_step_kl_hvp`) ``J = I - alpha * H_support`` and each product is two
+backward passes through the support gradient's graph (built once per iteration) and one Fisher
+product of the KL (:func:`metarl.rl.losses.kl_hessian_product`); with more steps,
+:func:`metarl.rl.trpo.meta_kl_hvp` uses ``torch.func.jvp`` / ``vjp`` through the steps. The
+products are TRPO's main cost; ``hvp_subsample < 1`` computes them on the first fraction of each
+task's support and query episodes (OpenAI Baselines' TRPO uses every 5th sample; rllab's
+``subsample_factor``): a cheaper, still positive semi-definite metric for the step direction,
+while the gradient, the surrogate and the line search's KL test use all episodes. The line
 search re-runs the inner step for each candidate theta on the same support batches.
 ``first_order=True`` drops the inner step's second-order term (FOMAML-TRPO). As in every
 public implementation, the gradient does not flow through the pre-update sampling distribution
@@ -22,6 +27,7 @@ public implementation, the gradient does not flow through the pre-update samplin
 
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -29,7 +35,7 @@ import torch
 from metarl.core import Params, detach_params, named_params
 
 from .inner_loop import InnerLoop
-from .losses import mean_kl, reinforce_loss, surrogate_loss
+from .losses import kl_hessian_product, mean_kl, reinforce_loss, surrogate_loss
 from .sampler import Sampler
 from .trpo import (
     flatten,
@@ -56,7 +62,10 @@ class MAMLTRPO:
         cg_damping: float = 1e-5,
         ls_max_steps: int = 15,
         ls_backtrack: float = 0.8,
+        hvp_subsample: float = 1.0,
     ) -> None:
+        if not 0.0 < hvp_subsample <= 1.0:
+            raise ValueError(f"hvp_subsample must be in (0, 1], got {hvp_subsample}")
         self.inner = inner
         self.policy = inner.policy
         self.sampler = sampler
@@ -68,6 +77,7 @@ class MAMLTRPO:
         self.cg_damping = cg_damping
         self.ls_max_steps = ls_max_steps
         self.ls_backtrack = ls_backtrack
+        self.hvp_subsample = hvp_subsample
 
     def step(self, tasks: list[dict]) -> dict[str, float]:
         theta = detach_params(named_params(self.policy))
@@ -93,26 +103,30 @@ class MAMLTRPO:
             old_logp = self.policy.log_prob(old_dist, query["actions"])
         t1 = time.perf_counter()
 
-        # outer loop: TRPO on the query surrogate, trust region on the KL of the adapted policies
-        def kl(p: Params) -> torch.Tensor:
-            return mean_kl(self.policy, old_dist, p, query)
-
+        # outer loop: TRPO on the query surrogate, trust region on the KL of the adapted policies;
+        # the curvature products may use the first episodes of each task only (hvp_subsample)
+        support_c = [self._curvature_slice(b) for b in support]
+        kl_hvp = kl_hessian_product(self.policy, adapted, self._curvature_slice(query))
         if vjp is None:
             hvp, adapt_vjp = one_step_kl_hvp(
-                lambda p: reinforce_loss(self.policy, p, support[0], batched=True).sum(),
+                lambda p: reinforce_loss(self.policy, p, support_c[0], batched=True).sum(),
                 theta,
                 len(tasks),
                 self.inner.inner_lr,
                 self.first_order,
-                kl,
-                adapted,
+                kl_hvp,
                 self.cg_damping,
             )
+            if self.hvp_subsample < 1.0:  # the gradient goes through the full support batch
+                adapt_vjp = _vjp_of(adapt, theta)
         else:
-            hvp = meta_kl_hvp(adapt, vjp, theta, adapted, kl, self.cg_damping)
 
-            def adapt_vjp(w: Params) -> Params:
-                return vjp(w)[0]
+            def adapt_c(params: Params) -> Params:
+                return self.inner.replay(params, support_c, self.first_order)
+
+            adapt_vjp = _vjp_of(adapt, theta, vjp)
+            vjp_c = adapt_vjp if self.hvp_subsample >= 1.0 else _vjp_of(adapt_c, theta)
+            hvp = meta_kl_hvp(adapt_c, lambda w: (vjp_c(w),), theta, kl_hvp, self.cg_damping)
 
         old_loss = float(surrogate_loss(self.policy, adapted, query, old_logp))
         grad_adapted = torch.func.grad(lambda p: surrogate_loss(self.policy, p, query, old_logp))(
@@ -155,8 +169,23 @@ class MAMLTRPO:
             "outer_s": t2 - t1,
         }
 
+    def _curvature_slice(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The first ``ceil(hvp_subsample * episodes)`` episodes of every task (all if 1.0)."""
+        if self.hvp_subsample >= 1.0:
+            return batch
+        episodes = batch["obs"].shape[1]
+        keep = max(1, math.ceil(self.hvp_subsample * episodes))
+        return {k: v[:, :keep] for k, v in batch.items()}
+
     def _load_flat(self, vector: torch.Tensor) -> None:
         params: Params = named_params(self.policy)
         with torch.no_grad():
             for k, v in unflatten(vector, params).items():
                 params[k].copy_(v)
+
+
+def _vjp_of(fn, theta: Params, vjp=None):
+    """``w -> J^T w`` for ``J`` the Jacobian of ``fn`` at ``theta`` (reusing ``vjp`` if given)."""
+    if vjp is None:
+        _, vjp = torch.func.vjp(fn, theta)
+    return lambda w: vjp(w)[0]

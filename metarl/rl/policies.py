@@ -89,6 +89,12 @@ class Policy(nn.Module):
         """Per-sample ``KL(old || new)``."""
         raise NotImplementedError
 
+    def kl_output_hessian(self, dist: Dist) -> Dist:
+        """A diagonal metric ``M`` per output tensor with ``J^T M J`` the Hessian of
+        ``KL(dist || new)`` at ``new = dist`` in whatever produced the outputs (``J`` their
+        Jacobian): the Fisher metric in distribution-parameter space (see subclasses)."""
+        raise NotImplementedError
+
     def sample_actions(self, dist: Dist, rng: np.random.Generator) -> np.ndarray:
         """Actions drawn with noise from the numpy generator ``rng`` (one batch per call)."""
         raise NotImplementedError
@@ -131,6 +137,10 @@ class GaussianMLPPolicy(Policy):
         var0, var1 = torch.exp(2 * s0), torch.exp(2 * s1)
         return (s1 - s0 + (var0 + (m0 - m1).pow(2)) / (2 * var1) - 0.5).sum(-1)
 
+    def kl_output_hessian(self, dist: Dist) -> Dist:
+        _, log_std = dist  # mean: 1 / sigma^2; log-std: 2; no cross terms at new = old
+        return torch.exp(-2 * log_std), torch.full_like(log_std, 2.0)
+
     def sample_actions(self, dist: Dist, rng: np.random.Generator) -> np.ndarray:
         mean, log_std = (t.numpy() for t in dist)
         noise = rng.standard_normal(mean.shape, dtype=np.float32)
@@ -163,6 +173,10 @@ class CategoricalMLPPolicy(Policy):
     def kl(self, old: Dist, new: Dist) -> Tensor:
         (lp0,), (lp1,) = old, new
         return (torch.exp(lp0) * (lp0 - lp1)).sum(-1)
+
+    def kl_output_hessian(self, dist: Dist) -> Dist:
+        # in log-probabilities: diag(p); through log_softmax this gives diag(p) - p p^T in logits
+        return (torch.exp(dist[0]),)
 
     def sample_actions(self, dist: Dist, rng: np.random.Generator) -> np.ndarray:
         probs = torch.exp(dist[0]).double().numpy()

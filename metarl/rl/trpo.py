@@ -44,7 +44,17 @@ def conjugate_gradient(
     matvec: Callable[[Tensor], Tensor], b: Tensor, iters: int = 10, tol: float = 1e-10
 ) -> Tensor:
     """Approximately solve ``A x = b`` for symmetric positive definite ``A`` given by ``matvec``."""
+    return conjugate_gradient_with_product(matvec, b, iters, tol)[0]
+
+
+def conjugate_gradient_with_product(
+    matvec: Callable[[Tensor], Tensor], b: Tensor, iters: int = 10, tol: float = 1e-10
+) -> tuple[Tensor, Tensor]:
+    """:func:`conjugate_gradient` that also returns ``A x``, accumulated from the products CG
+    already computed (``x = sum_k alpha_k p_k``), so TRPO's step length needs no extra product.
+    """
     x = torch.zeros_like(b)
+    ax = torch.zeros_like(b)
     r = b.clone()
     p = b.clone()
     rr = r @ r
@@ -54,11 +64,12 @@ def conjugate_gradient(
         ap = matvec(p)
         alpha = rr / (p @ ap)
         x = x + alpha * p
+        ax = ax + alpha * ap
         r = r - alpha * ap
         rr_new = r @ r
         p = r + (rr_new / rr) * p
         rr = rr_new
-    return x
+    return x, ax
 
 
 @dataclass(frozen=True)
@@ -100,10 +111,11 @@ def trpo_step_direction(
 ) -> Tensor | None:
     """The full step ``-sqrt(2 max_kl / s^T H s) * s`` with ``s = H^{-1} g`` (by CG).
 
-    Returns None when the curvature ``s^T H s`` is not positive and finite (no step possible).
+    ``H s`` comes from CG's own products. Returns None when the curvature ``s^T H s`` is not
+    positive and finite (no step possible).
     """
-    direction = conjugate_gradient(hvp, grad, cg_iters)
-    shs = direction @ hvp(direction)
+    direction, h_direction = conjugate_gradient_with_product(hvp, grad, cg_iters)
+    shs = direction @ h_direction
     if not torch.isfinite(shs) or shs <= 0 or not torch.isfinite(direction).all():
         return None
     return -torch.sqrt(2 * max_kl / shs) * direction
@@ -113,8 +125,7 @@ def meta_kl_hvp(
     adapt: Callable[[dict[str, Tensor]], dict[str, Tensor]],
     adapt_vjp: Callable[[dict[str, Tensor]], tuple[dict[str, Tensor]]],
     theta: dict[str, Tensor],
-    adapted: dict[str, Tensor],
-    kl_fn: Callable[[dict[str, Tensor]], Tensor],
+    kl_hvp: Callable[[dict[str, Tensor]], dict[str, Tensor]],
     damping: float = 0.0,
 ) -> Callable[[Tensor], Tensor]:
     """Exact ``v -> d^2/dtheta^2 KL(pi_old || pi_adapt(theta)) v + damping * v`` at ``theta``.
@@ -122,18 +133,16 @@ def meta_kl_hvp(
     With ``phi = adapt(theta)`` and ``J = dphi/dtheta``, the chain rule gives
     ``H_theta = J^T H_phi J + sum_j (dKL/dphi_j) d^2 phi_j/dtheta^2``; the second term vanishes
     because the KL is minimal (zero gradient) at ``phi = phi_old``. So each product is a
-    forward-mode ``J v`` (``torch.func.jvp`` through the inner step), the KL's Hessian on the
-    query batch in the adapted parameters (forward-over-reverse), and ``J^T`` by the reusable
-    ``adapt_vjp`` -- second-order derivatives only, instead of differentiating the inner
-    step's gradient twice. All tasks go through at once (``adapted`` is stacked).
+    forward-mode ``J v`` (``torch.func.jvp`` through the inner step), ``kl_hvp``, the KL's
+    Hessian in the stacked adapted parameters (:func:`metarl.rl.losses.kl_hessian_product`),
+    and ``J^T`` by the reusable ``adapt_vjp`` -- second-order derivatives only, instead of
+    differentiating the inner step's gradient twice. All tasks go through at once.
     """
-    kl_grad = torch.func.grad(kl_fn)
 
     def hvp(v: Tensor) -> Tensor:
         tangent = unflatten(v, theta)
         _, jv = torch.func.jvp(adapt, (theta,), (tangent,))
-        _, hjv = torch.func.jvp(kl_grad, (adapted,), (jv,))
-        (jthjv,) = adapt_vjp(hjv)
+        (jthjv,) = adapt_vjp(kl_hvp(jv))
         return flatten([jthjv[k] for k in theta]).detach() + damping * v
 
     return hvp
@@ -145,17 +154,18 @@ def one_step_kl_hvp(
     num_tasks: int,
     inner_lr: float,
     first_order: bool,
-    kl_fn: Callable[[dict[str, Tensor]], Tensor],
-    adapted: dict[str, Tensor],
+    kl_hvp: Callable[[dict[str, Tensor]], dict[str, Tensor]],
     damping: float = 0.0,
 ) -> tuple[Callable[[Tensor], Tensor], Callable[[dict[str, Tensor]], Tensor]]:
     """Fast path of :func:`meta_kl_hvp` for one inner step ``phi_i = theta - lr * g_i(theta)``.
 
     There ``J_i = I - lr * H_i`` is symmetric (``H_i`` the Hessian of task i's support loss), so
     ``H_theta v = sum_i J_i H_KL,i J_i v``. The support gradient (``support_loss`` takes stacked
-    ``[tasks, ...]`` parameters and returns the sum of the per-task losses) and the KL gradient
-    are built once with ``create_graph=True``; every product is then three backward passes, all
-    tasks at once. Returns ``(hvp, jt)`` where ``jt(w) = sum_i J_i^T w_i`` (for the gradient).
+    ``[tasks, ...]`` parameters and returns the sum of the per-task losses) is built once with
+    ``create_graph=True``; every product is then two backward passes through it and one
+    ``kl_hvp`` (the KL's Hessian in the stacked adapted parameters,
+    :func:`metarl.rl.losses.kl_hessian_product`), all tasks at once. Returns ``(hvp, jt)`` where
+    ``jt(w) = sum_i J_i^T w_i`` (for the gradient).
     """
     stacked = {
         k: v.detach().unsqueeze(0).repeat(num_tasks, *[1] * v.dim()).requires_grad_()
@@ -164,8 +174,6 @@ def one_step_kl_hvp(
     names = list(stacked)
     leaves = [stacked[k] for k in names]
     support_grad = torch.autograd.grad(support_loss(stacked), leaves, create_graph=True)
-    phi = {k: v.detach().requires_grad_() for k, v in adapted.items()}
-    kl_grad = torch.autograd.grad(kl_fn(phi), [phi[k] for k in names], create_graph=True)
 
     def support_hvp(w: list[Tensor]) -> list[Tensor]:
         return list(torch.autograd.grad(support_grad, leaves, w, retain_graph=True))
@@ -181,8 +189,8 @@ def one_step_kl_hvp(
     def hvp(v: Tensor) -> Tensor:
         vs = unflatten(v, theta)
         jv = jac([vs[k].unsqueeze(0).expand_as(stacked[k]) for k in names])
-        hjv = torch.autograd.grad(kl_grad, [phi[k] for k in names], jv, retain_graph=True)
-        out = jac(list(hjv))
+        hjv = kl_hvp(dict(zip(names, jv)))
+        out = jac([hjv[k] for k in names])
         return flatten([o.sum(0) for o in out]).detach() + damping * v
 
     return hvp, jt

@@ -27,6 +27,19 @@ def test_maml_trpo_improves_adapted_return_on_navigation():
     assert after.mean[1] > after.mean[0]  # adaptation helps after meta-training
 
 
+def test_subsampled_curvature_still_takes_trust_region_steps():
+    """hvp_subsample only changes the CG metric: steps are accepted, improve the full-batch
+    surrogate and respect the KL bound measured on every episode (one- and two-step inner)."""
+    for inner_steps in (1, 2):
+        exp = build(small_config("maml_trpo", inner_steps=inner_steps, hvp_subsample=0.25))
+        for m in _train(exp, 2):
+            assert m["train/ls_accepted"] == 1.0
+            assert m["train/surrogate_change"] > 0
+            assert 0 < m["train/kl"] <= 0.01 + 1e-6
+    with pytest.raises(ValidationError, match="hvp_subsample"):
+        small_config("maml_trpo", hvp_subsample=0.0)
+
+
 @pytest.mark.slow
 def test_reptile_improves_adapted_return_on_navigation():
     exp = build(small_config("reptile", inner_steps=2, epsilon=0.5))

@@ -4,10 +4,11 @@ import torch
 
 from metarl.core import named_params
 from metarl.rl.inner_loop import InnerLoop
-from metarl.rl.losses import mean_kl, reinforce_loss
-from metarl.rl.policies import GaussianMLPPolicy
+from metarl.rl.losses import kl_hessian_product, mean_kl, reinforce_loss
+from metarl.rl.policies import CategoricalMLPPolicy, GaussianMLPPolicy
 from metarl.rl.trpo import (
     conjugate_gradient,
+    conjugate_gradient_with_product,
     flatten,
     hessian_vector_product,
     line_search,
@@ -24,6 +25,41 @@ def test_conjugate_gradient_solves_spd_system():
     b = torch.randn(30, generator=g, dtype=torch.float64)
     x = conjugate_gradient(lambda v: spd @ v, b, iters=30, tol=1e-30)
     torch.testing.assert_close(x, torch.linalg.solve(spd, b), atol=1e-8, rtol=1e-8)
+    # the accumulated product equals A x at any iteration count (TRPO's s^T H s without a matvec)
+    x, ax = conjugate_gradient_with_product(lambda v: spd @ v, b, iters=4)
+    torch.testing.assert_close(ax, spd @ x, atol=1e-10, rtol=1e-10)
+
+
+def test_kl_hessian_product_equals_double_backward_of_the_kl():
+    """The Fisher form J^T M J equals the KL's exact Hessian at the old policy, for both
+    policies, stacked parameters and a partial mask."""
+    gen = torch.Generator().manual_seed(5)
+    tasks, eps, horizon = 3, 2, 4
+    obs = torch.randn(tasks, eps, horizon, 3, generator=gen, dtype=torch.float64)
+    mask = torch.ones(tasks, eps, horizon, dtype=torch.float64)
+    mask[1, 0, 2:] = 0
+    data = {"obs": obs, "mask": mask}
+    for policy in (
+        GaussianMLPPolicy(3, 2, (8,), "tanh", -0.3, gen).double(),
+        CategoricalMLPPolicy(3, 4, (8,), "relu", gen).double(),
+    ):
+        params = {
+            k: (v.detach() + 0.1 * torch.randn(tasks, *v.shape, generator=gen, dtype=v.dtype))
+            for k, v in named_params(policy).items()
+        }
+        with torch.no_grad():
+            old = policy.dist(params, obs)
+        leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
+        kl = mean_kl(policy, old, leaves, data)
+        exact = hessian_vector_product(kl, list(leaves.values()))
+        w = {k: torch.randn(v.shape, generator=gen, dtype=v.dtype) for k, v in params.items()}
+        got = kl_hessian_product(policy, params, data)(w)
+        torch.testing.assert_close(
+            flatten([got[k] for k in params]),
+            exact(flatten(w.values())),
+            atol=1e-10,
+            rtol=1e-8,
+        )
 
 
 def test_hessian_vector_product_matches_finite_differences():
@@ -102,7 +138,8 @@ def _meta_kl_problem(first_order: bool, steps: int):
     def kl_of_theta(p):
         return kl(adapt(p))
 
-    return policy, inner, theta, support, adapt, adapted, kl, kl_of_theta
+    kl_hvp = kl_hessian_product(policy, adapted, query)
+    return policy, inner, theta, support, adapt, adapted, kl_hvp, kl_of_theta
 
 
 def _reference_hvp(kl_of_theta, theta, v, first_order, eps=1e-5):
@@ -125,11 +162,11 @@ def _fd_hvp(kl_of_theta, theta, v, eps=1e-5):
 
 def test_meta_kl_hvp_matches_finite_differences_through_adaptation():
     for first_order in (False, True):
-        policy, inner, theta, support, adapt, adapted, kl, kl_of_theta = _meta_kl_problem(
+        policy, inner, theta, support, adapt, adapted, kl_hvp, kl_of_theta = _meta_kl_problem(
             first_order, steps=2
         )
         _, vjp = torch.func.vjp(adapt, theta)
-        hvp = meta_kl_hvp(adapt, vjp, theta, adapted, kl)
+        hvp = meta_kl_hvp(adapt, vjp, theta, kl_hvp)
         v = torch.randn(
             flatten(theta.values()).numel(),
             dtype=torch.float64,
@@ -141,7 +178,7 @@ def test_meta_kl_hvp_matches_finite_differences_through_adaptation():
 
 def test_one_step_fast_path_matches_finite_differences():
     for first_order in (False, True):
-        policy, inner, theta, support, adapt, adapted, kl, kl_of_theta = _meta_kl_problem(
+        policy, inner, theta, support, adapt, adapted, kl_hvp, kl_of_theta = _meta_kl_problem(
             first_order, steps=1
         )
         hvp, jt = one_step_kl_hvp(
@@ -150,8 +187,7 @@ def test_one_step_fast_path_matches_finite_differences():
             3,
             inner.inner_lr,
             first_order,
-            kl,
-            adapted,
+            kl_hvp,
         )
         v = torch.randn(
             flatten(theta.values()).numel(),
