@@ -146,10 +146,11 @@ class BatchedMujocoVectorEnv(BatchedTaskVectorEnv):
 
 
 def make_batched(env_cls: type):
-    """A ``vector_entry_point`` creator for ``env_cls``."""
+    """A ``vector_entry_point`` creator for ``env_cls`` (``nthread`` is a named parameter, so
+    samplers can tell from the signature that the family takes a thread count)."""
 
-    def creator(num_envs: int, **kwargs) -> gymnasium.vector.VectorEnv:
-        return BatchedMujocoVectorEnv(env_cls, num_envs, **kwargs)
+    def creator(num_envs: int, nthread: int | None = None, **kwargs) -> gymnasium.vector.VectorEnv:
+        return BatchedMujocoVectorEnv(env_cls, num_envs, nthread=nthread, **kwargs)
 
     creator.__name__ = f"{env_cls.__name__}Vector"
     return creator

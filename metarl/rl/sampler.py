@@ -1,40 +1,51 @@
 """Closed-loop sampling of a meta-batch: ``sample(params, tasks, episodes_per_task)``.
 
-All ``tasks * episodes_per_task`` episodes run at once in one vector env (copy ``i * E + j`` is
-episode ``j`` of task ``i``); each step makes one batched policy call (per-task parameters
-stacked, see :mod:`metarl.rl.policies`) and draws the exploration noise for all copies from one
-seeded numpy generator, so the same seed gives the same trajectories on every backend.
+Every backend runs the same loop (:func:`metarl.rl.rollout.rollout`: one batched policy call per
+step over all of its copies, per-task parameters stacked, noise from a seeded numpy generator)
+and returns the same :class:`~metarl.rl.trajectories.Trajectories` ``[tasks, episodes, H, ...]``:
 
-Gaussian actions are recorded as sampled (for the log-probabilities). With ``rescale_actions``
-the policy acts in [-1, 1] per dimension and the action is mapped affinely onto the action
-space's bounds, ``low + (a + 1) / 2 * (high - low)``, as rllab's ``NormalizedEnv`` (the MAML code
-wraps every env in it); an identity for [-1, 1] boxes (HalfCheetah, Ant), a scale of 0.1 for
-Navigation2D's [-0.1, 0.1]. With ``clip_actions`` (default) the (rescaled) action is then clipped
-to the bounds before the env sees it, as ``NormalizedEnv`` does, so control costs apply to the
-executed action.
+* ``batched`` / ``vector``: in this process, all ``tasks * episodes`` copies in one vector env;
+  the noise comes from the sampler's generator, so both give the same trajectories for a seed;
+* ``process`` / ``ray``: the slots are split into rectangles (:func:`metarl.rl.workers.split_slots`)
+  that persistent workers run as whole episodes with their own copy of the policy; each worker
+  gets its parameters once per call and sends its trajectories back once. Each part's seed is
+  drawn from the sampler's generator, so the same seed and worker count give the same
+  trajectories (which differ from the in-process backends', with the same distribution).
 
-Sampling runs under ``torch.no_grad()`` with ``torch.set_num_threads(num_threads)`` (default 1):
-torch's idle threads busy-wait and starve MuJoCo's stepping threads (REFERENCE section 5); the
-previous thread count is restored afterwards.
+In this process sampling runs under ``torch.no_grad()`` with ``torch.set_num_threads(num_threads)``
+(default 1): torch's idle threads busy-wait and starve MuJoCo's stepping threads (REFERENCE
+section 5); the previous thread count is restored afterwards. Workers use one torch thread and
+``cores // workers`` MuJoCo threads.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
+from gymnasium.vector import VectorEnv
 from torch import Tensor
 
-from .backends import env_horizon, make_env, resolve_backend, set_tasks
+from .backends import available_cores, env_horizon, env_spec, plan_sampler
 from .policies import Policy
+from .rollout import join_arrays, to_trajectories
 from .trajectories import Trajectories
+from .workers import Job, RolloutWorker, WorkerSpec, is_stacked, part_params, split_slots
 
 
 class Sampler:
-    """Samples episodes of ``env_id`` with a functional ``policy``; envs are reused per size."""
+    """Samples episodes of ``env_id`` with a functional ``policy``.
+
+    ``backend``: ``auto``, ``batched``, ``vector``, ``process`` or ``ray`` (see
+    :mod:`metarl.rl.backends`); ``num_workers``: workers of ``process``/``ray`` (default: one per
+    core / per cluster CPU); ``address``: the Ray cluster (``ray`` only; None starts a local
+    runtime); ``timeout_s``: longest a worker phase may take (default: no limit; dead workers are
+    noticed at once regardless). Call :meth:`close` (or use ``with``) to stop workers and envs.
+    """
 
     def __init__(
         self,
@@ -47,33 +58,86 @@ class Sampler:
         rng: np.random.Generator | None = None,
         clip_actions: bool = True,
         rescale_actions: bool = False,
+        num_workers: int | None = None,
+        address: str | None = None,
+        timeout_s: float | None = None,
     ) -> None:
+        self.plan = plan_sampler(env_id, backend, num_workers)
+        if address is not None and self.plan.backend != "ray":
+            raise ValueError(
+                f"sampler address {address!r} is only used by the ray backend, but the backend "
+                f"is {self.plan.backend!r}; set sampler.backend: ray or remove the address"
+            )
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
         self.policy = policy
-        self.backend = resolve_backend(env_id, backend)
+        self.backend = self.plan.backend
         self.horizon = env_horizon(env_id, horizon)
         self.num_threads = num_threads
         self.clip_actions = clip_actions
         self.rescale_actions = rescale_actions
         self.rng = rng if rng is not None else np.random.default_rng(0)
-        self._envs: dict[int, Any] = {}
         #: wall-clock seconds and env steps spent in :meth:`sample` so far (for throughput logs)
         self.total_time = 0.0
         self.total_steps = 0
+        gym_spec = env_spec(env_id)
+        in_worker = "batched" if gym_spec.vector_entry_point is not None else "vector"
+        spec = WorkerSpec(
+            env_id,
+            policy,
+            self.backend if self.backend in ("batched", "vector") else in_worker,
+            self.horizon,
+            self.env_kwargs,
+            clip_actions,
+            rescale_actions,
+            gym_spec=gym_spec,
+        )
+        self._local: RolloutWorker | None = None
+        self._pool: Any = None
+        if self.backend == "process":
+            from .process_pool import ProcessPool
 
-    def env(self, num_envs: int):
-        """The cached vector env with ``num_envs`` copies (built on first use)."""
-        if num_envs not in self._envs:
-            self._envs[num_envs] = make_env(
-                self.env_id, self.backend, num_envs, self.env_kwargs, self.horizon
+            workers = int(self.plan.num_workers or available_cores())
+            spec.nthread = max(1, available_cores() // workers)
+            self._pool = ProcessPool(spec, workers, timeout_s)
+        elif self.backend == "ray":
+            from .ray_pool import RayPool
+
+            spec.nthread = 1  # each actor holds one CPU
+            self._pool = RayPool(spec, self.plan.num_workers, address, timeout_s)
+            cpus = self._pool.cluster_cpus
+            self.plan = replace(
+                self.plan,
+                num_workers=self._pool.num_workers,
+                reason=f"sampler.backend: ray; a Ray cluster of {cpus} CPU{'s' * (cpus != 1)}",
             )
-        return self._envs[num_envs]
+        else:
+            self._local = RolloutWorker(spec)
+        self.num_workers = self.plan.num_workers
+
+    def describe(self) -> str:
+        """The one line printed at the start of training, e.g.
+        ``sampler: batched (HalfCheetahVel has a native batched env; 2 cores)``."""
+        return self.plan.describe()
+
+    def env(self, num_envs: int) -> VectorEnv:
+        """The in-process backends' cached vector env with ``num_envs`` copies."""
+        if self._local is None:
+            raise ValueError(f"the {self.backend} backend keeps its envs in its workers")
+        return self._local.env(num_envs)
 
     def close(self) -> None:
-        for env in self._envs.values():
-            env.close()
-        self._envs.clear()
+        """Close the envs and shut the workers down (idempotent)."""
+        if self._local is not None:
+            self._local.close()
+        if self._pool is not None:
+            self._pool.close()
+
+    def __enter__(self) -> Sampler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def sample(
         self,
@@ -93,69 +157,36 @@ class Sampler:
             raise ValueError("sample needs at least one task")
         rng = self.rng if rng is None else rng
         params = {k: v.detach() for k, v in params.items()}
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.num_threads)
+        stacked = is_stacked(self.policy, params)
+        if stacked and next(iter(params.values())).shape[0] != len(tasks):
+            rows = next(iter(params.values())).shape[0]
+            raise ValueError(
+                f"stacked parameters hold {rows} policies for {len(tasks)} tasks; stack one "
+                "parameter set per task, or pass shared parameters"
+            )
         start = time.perf_counter()
-        try:
-            with torch.no_grad():
-                traj = self._rollout(params, tasks, episodes_per_task, rng)
-        finally:
-            torch.set_num_threads(threads)
+        if self._local is not None:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(self.num_threads)
+            try:
+                arrays = self._local.run(params, tasks, episodes_per_task, rng)
+            finally:
+                torch.set_num_threads(threads)
+        else:
+            parts, axis = split_slots(len(tasks), episodes_per_task, self._pool.num_workers)
+            seeds = rng.integers(2**63 - 1, size=len(parts))
+            jobs = [
+                Job(
+                    part_params(params, part, stacked),
+                    list(tasks[part.task_start : part.task_stop]),
+                    part.episodes,
+                    int(seed),
+                    part.task_text(tasks),
+                )
+                for part, seed in zip(parts, seeds)
+            ]
+            arrays = join_arrays(self._pool.run(jobs), axis)
+        traj = to_trajectories(arrays)
         self.total_time += time.perf_counter() - start
         self.total_steps += traj.env_steps
         return traj
-
-    def _rollout(
-        self,
-        params: dict[str, Tensor],
-        tasks: list[dict],
-        episodes: int,
-        rng: np.random.Generator,
-    ) -> Trajectories:
-        num_tasks, horizon = len(tasks), self.horizon
-        n = num_tasks * episodes
-        env = self.env(n)
-        set_tasks(env, [task for task in tasks for _ in range(episodes)])
-        obs, _ = env.reset(seed=int(rng.integers(2**31 - 1)))
-        obs_dim = obs.shape[-1]
-        discrete = self.policy.discrete
-        act_shape = () if discrete else env.single_action_space.shape
-        obs_buf = np.zeros((horizon, n, obs_dim), dtype=np.float32)
-        act_buf = np.zeros((horizon, n, *act_shape), dtype=np.int64 if discrete else np.float32)
-        rew_buf = np.zeros((horizon, n), dtype=np.float32)
-        mask_buf = np.zeros((horizon, n), dtype=np.float32)
-        alive = np.ones(n, dtype=bool)
-        for t in range(horizon):
-            obs = np.asarray(obs, dtype=np.float32)
-            dist = self.policy.dist(params, torch.from_numpy(obs).view(num_tasks, episodes, -1))
-            actions = self.policy.sample_actions(dist, rng).reshape(n, *act_shape)
-            obs_buf[t], act_buf[t], mask_buf[t] = obs, actions, alive
-            if not discrete:  # as rllab's NormalizedEnv in the MAML code
-                low, high = env.single_action_space.low, env.single_action_space.high
-                if self.rescale_actions:
-                    actions = low + (actions + 1.0) * 0.5 * (high - low)
-                if self.clip_actions:
-                    actions = np.clip(actions, low, high)
-            obs, reward, terminated, truncated, info = env.step(actions)
-            reward = np.asarray(reward, dtype=np.float64)
-            broken = ~np.isfinite(reward)
-            unstable = np.asarray(info.get("sim_unstable", False)) | broken
-            rew_buf[t] = np.where(alive & ~broken, reward, 0.0)
-            mask_buf[t] *= ~broken
-            alive &= ~(np.asarray(terminated) | np.asarray(truncated) | unstable)
-            if not alive.any():
-                break
-
-        def shaped(buf: np.ndarray) -> Tensor:  # [H, T*E, ...] -> [T, E, H, ...]
-            x = torch.from_numpy(buf).view(horizon, num_tasks, episodes, *buf.shape[2:])
-            return x.movedim(0, 2).contiguous()
-
-        rewards, mask = shaped(rew_buf), shaped(mask_buf)
-        return Trajectories(
-            obs=shaped(obs_buf),
-            actions=shaped(act_buf),
-            rewards=rewards,
-            mask=mask,
-            returns=rewards.sum(-1),
-            lengths=mask.sum(-1).long(),
-        )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
+
+from envs.navigation import Navigation2DEnv
 
 NAV = "metarl/Navigation2D-v0"
 
@@ -29,3 +33,31 @@ def small_config(algo: str = "maml_trpo", iterations: int = 5, **algo_kwargs):
             "eval": {"tasks": 10, "steps": 1, "episodes_per_task": 8},
         }
     )
+
+
+SLOW_NAV = "metarl-test/SlowNavigation2D-v0"
+
+
+class SlowNavigation2D(Navigation2DEnv):
+    """Navigation2D whose steps sleep ``delay`` seconds (to catch a worker mid-phase)."""
+
+    def __init__(self, delay: float = 0.01, **kwargs):
+        super().__init__(**kwargs)
+        self.delay = float(delay)
+
+    def step(self, action):
+        time.sleep(self.delay)
+        return super().step(action)
+
+
+def register_slow_nav() -> str:
+    """Register :data:`SLOW_NAV`, which has no vector entry point (worker processes step it in
+    a ``SyncVectorEnv``). Workers re-register it from its spec: the entry point is importable
+    there, as spawned processes get this process's ``sys.path``."""
+    import gymnasium
+
+    if SLOW_NAV not in gymnasium.registry:
+        gymnasium.register(
+            SLOW_NAV, entry_point="rl_testing:SlowNavigation2D", max_episode_steps=100
+        )
+    return SLOW_NAV

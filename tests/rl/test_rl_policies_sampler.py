@@ -90,7 +90,7 @@ def test_unknown_env_and_backend_errors(small_policy):
     with pytest.raises(ValueError, match="registered metarl ids"):
         resolve_backend("metarl/Nope-v0", "auto")
     with pytest.raises(ValueError, match="backend must be one of"):
-        resolve_backend(NAV, "ray")
+        resolve_backend(NAV, "gpu")
     assert resolve_backend(NAV, "auto") == "batched"
     gymnasium.make(NAV)  # registered by importing envs
 

@@ -1,0 +1,118 @@
+"""The closed-loop rollout, written once: every sampler backend steps its episodes through
+:func:`rollout` (in this process, in a worker process, or in a Ray actor).
+
+``tasks * episodes`` copies run at once in one vector env (copy ``i * E + j`` is episode ``j`` of
+task ``i``); each step makes one batched policy call (per-task parameters stacked, see
+:mod:`metarl.rl.policies`) and draws the exploration noise for all copies from one seeded numpy
+generator, so the same generator state gives the same trajectories on every env backend.
+
+Gaussian actions are recorded as sampled (for the log-probabilities). With ``rescale_actions``
+the policy acts in [-1, 1] per dimension and the action is mapped affinely onto the action
+space's bounds, ``low + (a + 1) / 2 * (high - low)``, as rllab's ``NormalizedEnv`` (the MAML code
+wraps every env in it); an identity for [-1, 1] boxes (HalfCheetah, Ant), a scale of 0.1 for
+Navigation2D's [-0.1, 0.1]. With ``clip_actions`` the (rescaled) action is then clipped to the
+bounds before the env sees it, as ``NormalizedEnv`` does, so control costs apply to the executed
+action.
+
+A step whose reward is not finite, or that the env flags ``info["sim_unstable"]``, ends the
+copy's episode; a non-finite reward is recorded as 0 with mask 0.
+
+The result is plain numpy (:data:`Arrays`, shaped ``[tasks, episodes, H, ...]``) so that workers
+can send it back in one message; :func:`to_trajectories` turns it into
+:class:`~metarl.rl.trajectories.Trajectories`, :func:`join_arrays` joins workers' parts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from gymnasium.vector import VectorEnv
+from torch import Tensor
+
+from .backends import set_tasks
+from .policies import Policy
+from .trajectories import Trajectories
+
+#: ``{"obs", "actions", "rewards", "mask"}`` numpy arrays shaped ``[tasks, episodes, H, ...]``
+Arrays = dict[str, np.ndarray]
+
+
+def rollout(
+    env: VectorEnv,
+    policy: Policy,
+    params: Mapping[str, Tensor],
+    tasks: Sequence[dict],
+    episodes: int,
+    horizon: int,
+    rng: np.random.Generator,
+    clip_actions: bool = True,
+    rescale_actions: bool = False,
+) -> Arrays:
+    """Run ``episodes`` episodes of every task in ``env`` (``len(tasks) * episodes`` copies).
+
+    ``params`` is shared or stacked ``[len(tasks), ...]``; call under ``torch.no_grad()``. The
+    env reset seed and then every step's noise are drawn from ``rng``.
+    """
+    num_tasks = len(tasks)
+    n = num_tasks * episodes
+    set_tasks(env, [task for task in tasks for _ in range(episodes)])
+    obs, _ = env.reset(seed=int(rng.integers(2**31 - 1)))
+    obs_dim = obs.shape[-1]
+    discrete = policy.discrete
+    act_shape = () if discrete else env.single_action_space.shape
+    obs_buf = np.zeros((horizon, n, obs_dim), dtype=np.float32)
+    act_buf = np.zeros((horizon, n, *act_shape), dtype=np.int64 if discrete else np.float32)
+    rew_buf = np.zeros((horizon, n), dtype=np.float32)
+    mask_buf = np.zeros((horizon, n), dtype=np.float32)
+    alive = np.ones(n, dtype=bool)
+    for t in range(horizon):
+        obs = np.asarray(obs, dtype=np.float32)
+        dist = policy.dist(params, torch.from_numpy(obs).view(num_tasks, episodes, -1))
+        actions = policy.sample_actions(dist, rng).reshape(n, *act_shape)
+        obs_buf[t], act_buf[t], mask_buf[t] = obs, actions, alive
+        if not discrete:  # as rllab's NormalizedEnv in the MAML code
+            low, high = env.single_action_space.low, env.single_action_space.high
+            if rescale_actions:
+                actions = low + (actions + 1.0) * 0.5 * (high - low)
+            if clip_actions:
+                actions = np.clip(actions, low, high)
+        obs, reward, terminated, truncated, info = env.step(actions)
+        reward = np.asarray(reward, dtype=np.float64)
+        broken = ~np.isfinite(reward)
+        unstable = np.asarray(info.get("sim_unstable", False)) | broken
+        rew_buf[t] = np.where(alive & ~broken, reward, 0.0)
+        mask_buf[t] *= ~broken
+        alive &= ~(np.asarray(terminated) | np.asarray(truncated) | unstable)
+        if not alive.any():
+            break
+
+    def shaped(buf: np.ndarray) -> np.ndarray:  # [H, T*E, ...] -> [T, E, H, ...]
+        x = buf.reshape(horizon, num_tasks, episodes, *buf.shape[2:])
+        return np.ascontiguousarray(np.moveaxis(x, 0, 2))
+
+    return {
+        "obs": shaped(obs_buf),
+        "actions": shaped(act_buf),
+        "rewards": shaped(rew_buf),
+        "mask": shaped(mask_buf),
+    }
+
+
+def join_arrays(parts: Sequence[Arrays], axis: int) -> Arrays:
+    """Concatenate workers' parts along the task (0) or episode (1) axis (always a copy)."""
+    return {k: np.concatenate([p[k] for p in parts], axis=axis) for k in parts[0]}
+
+
+def to_trajectories(arrays: Arrays) -> Trajectories:
+    """:class:`Trajectories` over ``arrays`` (returns and lengths from rewards and mask)."""
+    rewards, mask = torch.from_numpy(arrays["rewards"]), torch.from_numpy(arrays["mask"])
+    return Trajectories(
+        obs=torch.from_numpy(arrays["obs"]),
+        actions=torch.from_numpy(arrays["actions"]),
+        rewards=rewards,
+        mask=mask,
+        returns=rewards.sum(-1),
+        lengths=mask.sum(-1).long(),
+    )
