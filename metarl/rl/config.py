@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from metarl.schema import StrictModel, TrainConfig
 
@@ -67,8 +67,18 @@ class SamplerConfig(StrictModel):
     """How episodes are collected.
 
     ``backend``: ``batched`` (the env's native vector entry point), ``vector`` (Gymnasium
-    ``SyncVectorEnv`` of single envs), ``auto`` (batched when available);
-    ``num_threads``: torch threads during sampling (1 keeps MuJoCo's threads free);
+    ``SyncVectorEnv`` of single envs), ``process`` (worker processes, each running whole episodes
+    of its share of the tasks), ``ray`` (the same workers as Ray actors, on a cluster), ``auto``
+    (batched when the env has a native batched version, else ``process`` on a machine with more
+    than one core, else ``vector``); the choice is printed at the start of training and written
+    to ``summary.json``;
+    ``num_workers``: workers of ``process`` (default: one per core) and ``ray`` (default: one per
+    CPU of the cluster);
+    ``address``: the Ray cluster for ``ray``: ``auto`` (the one ``ray start`` runs on this
+    machine), ``host:port``, or unset to start a local Ray runtime;
+    ``timeout_s``: longest a sampling phase may take on ``process``/``ray`` before the workers
+    are declared stuck (default: no limit; a dead worker is noticed at once regardless);
+    ``num_threads``: torch threads during in-process sampling (1 keeps MuJoCo's threads free);
     ``clip_actions``: clip Gaussian actions to the action space's bounds before stepping (as
     the MAML code's rllab ``NormalizedEnv``); log-probabilities use the unclipped action;
     ``rescale_actions``: the policy acts in [-1, 1] and actions are mapped affinely onto the
@@ -76,10 +86,27 @@ class SamplerConfig(StrictModel):
     every env in; a no-op for [-1, 1] boxes, x0.1 for Navigation2D).
     """
 
-    backend: Literal["auto", "batched", "vector"] = "auto"
+    backend: Literal["auto", "batched", "vector", "process", "ray"] = "auto"
+    num_workers: int | None = Field(default=None, gt=0)
+    address: str | None = None
+    timeout_s: float | None = Field(default=None, gt=0)
     num_threads: int = Field(default=1, gt=0)
     clip_actions: bool = True
     rescale_actions: bool = False
+
+    @model_validator(mode="after")
+    def _worker_options(self) -> SamplerConfig:
+        if self.address is not None and self.backend != "ray":
+            raise ValueError(
+                f"sampler.address is only used by backend: ray (backend is {self.backend!r}); "
+                "set sampler.backend: ray or remove sampler.address"
+            )
+        if self.num_workers is not None and self.backend in ("batched", "vector"):
+            raise ValueError(
+                f"sampler.num_workers applies to the process and ray backends, not "
+                f"{self.backend!r}; remove num_workers or set sampler.backend: process"
+            )
+        return self
 
 
 class AlgoConfig(StrictModel):

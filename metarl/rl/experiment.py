@@ -68,6 +68,9 @@ class RLExperiment:
             self.sample_rng,
             cfg.sampler.clip_actions,
             cfg.sampler.rescale_actions,
+            cfg.sampler.num_workers,
+            cfg.sampler.address,
+            cfg.sampler.timeout_s,
         )
         batching = "vmap" if algo.task_batching == "auto" else algo.task_batching
         self.inner = InnerLoop(
@@ -216,6 +219,10 @@ class RLExperiment:
     def save_plots(self, run_dir: Path, curve: AdaptationCurve) -> list[Path]:
         return []  # the run layer draws the adaptation curve, with reference_curves()
 
+    def describe(self) -> str:
+        """One line for the start of training: the resolved sampler backend and why."""
+        return self.sampler.describe()
+
     def reference_curves(self) -> dict[str, list[float]]:
         """The MAML paper's curve for this env (REFERENCE section 3), drawn beside ours."""
         reference = PAPER_CURVES.get(self.cfg.env.id) if self.cfg.algo.name == "maml_trpo" else None
@@ -226,6 +233,7 @@ class RLExperiment:
             "env_id": self.cfg.env.id,
             "algo": self.cfg.algo.name,
             "sampler_backend": self.sampler.backend,
+            "sampler_workers": self.sampler.num_workers,
             "horizon": self.sampler.horizon,
             "task_batching": self.inner.task_batching,
             "policy_parameters": sum(p.numel() for p in self.policy.parameters()),

@@ -34,6 +34,10 @@ class Experiment(Protocol):
     def save_plots(self, run_dir: Path, curve: AdaptationCurve) -> list[Path]:
         """Write the domain's PNG plots into ``run_dir``; return their paths."""
 
+    def describe(self) -> str:
+        """Optional: one line printed once at the start of training (e.g. the sampler backend
+        an ``auto`` setting resolved to)."""
+
     def reference_curves(self) -> dict[str, list[float]]:
         """Optional: published curves to draw beside this run's, ``{label: [value per step]}``."""
 

@@ -90,6 +90,9 @@ def _train(
 ) -> dict[str, Any]:
     cfg: Any = config
     experiment = build_experiment(config)
+    close = getattr(experiment, "close", None)  # e.g. sampler worker processes
+    if close is not None:
+        stack.callback(close)
     if not resume:
         create_run_dir(run_dir, config)
         stack.enter_context(RunLock(run_dir))
@@ -106,6 +109,9 @@ def _train(
             ) from None
         start, elapsed_before = int(state["iteration"]), float(state.get("elapsed_s", 0.0))
         console.print(f"resuming {run_dir} from iteration {start}")
+    describe = getattr(experiment, "describe", None)  # optional: e.g. the resolved sampler
+    if describe is not None:
+        console.print(describe(), markup=False, highlight=False)
     total = cfg.train.iterations
     log = MetricsLog(run_dir, resume_from=start if resume else None)
     progress = ProgressReporter(total, start, experiment.progress_keys, console)
