@@ -22,7 +22,9 @@ from metarl.run.errors import UserError
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="metarl", description="Meta-learning for PyTorch.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{train,evaluate,adapt,envs}")
+    sub = p.add_subparsers(
+        dest="command", required=True, metavar="{train,evaluate,adapt,envs,plot}"
+    )
 
     t = sub.add_parser("train", help="meta-train from a YAML config, or resume a run")
     t.add_argument("config", nargs="?", help="YAML config, e.g. configs/fewshot/sinusoid_maml.yaml")
@@ -63,6 +65,22 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--video", type=Path, help="record an episode of the adapted policy (mp4)")
 
     sub.add_parser("envs", help="list the registered task-distribution environments")
+
+    pl = sub.add_parser("plot", help="plot learning curves of runs from their metrics.jsonl")
+    pl.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    pl.add_argument(
+        "--metric", default="train/return_after", help="logged key (default train/return_after)"
+    )
+    pl.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    pl.add_argument("--smooth", type=int, default=1, help="moving average over N logged points")
+    pl.add_argument("--label", action="append", help="legend label per run (in order)")
+    pl.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        metavar="LABEL=VALUE",
+        help="dashed horizontal line, e.g. --reference 'MAML paper=-78.6' (repeatable)",
+    )
     return p
 
 
@@ -173,7 +191,30 @@ def cmd_envs(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "adapt": cmd_adapt, "envs": cmd_envs}
+def cmd_plot(args: argparse.Namespace, console: Console) -> int:
+    from metarl.run.learning_curves import plot_runs
+
+    reference = {}
+    for item in args.reference:
+        label, sep, value = item.rpartition("=")
+        try:
+            reference[label] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not label:
+            raise UserError(f"--reference takes LABEL=NUMBER, got {item!r}")
+    path = plot_runs(args.run_dirs, args.metric, args.out, args.smooth, args.label, reference)
+    console.print(f"wrote {path}")
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "adapt": cmd_adapt,
+    "envs": cmd_envs,
+    "plot": cmd_plot,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,3 +69,33 @@ def plot_adaptation_curve(
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_learning_curves(
+    series: dict[str, tuple[list[int], list[float]]],
+    metric: str,
+    path: Path,
+    smooth: int = 1,
+    reference: dict[str, float] | None = None,
+) -> Path:
+    """One line per run (``{label: (iterations, values)}``) of ``metric`` against the outer
+    iteration, each a trailing moving average over ``smooth`` logged points; ``reference`` adds
+    dashed horizontal lines (``{"MAML paper, 1 step": -78.6}``)."""
+    fig, ax = plt.subplots(figsize=(6, 3.8), dpi=120)
+    for label, (iterations, values) in series.items():
+        window = max(1, min(smooth, len(values)))
+        averaged = [
+            sum(values[max(0, i - window + 1) : i + 1]) / (i + 1 - max(0, i - window + 1))
+            for i in range(len(values))
+        ]
+        ax.plot(iterations, averaged, label=label, lw=1.2)
+    for i, (label, value) in enumerate((reference or {}).items()):
+        ax.axhline(value, ls="--", lw=0.9, color=f"C{(len(series) + i) % 10}", label=label)
+    ax.set_xlabel("outer iteration")
+    ax.set_ylabel(metric + (f" (moving average of {smooth})" if smooth > 1 else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

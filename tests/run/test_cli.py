@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from cli_helpers import QUICK, SINUSOID, run_cli
+from PIL import Image
 
 from metarl.run.metrics import read_metrics
 
@@ -202,3 +203,29 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     a = json.loads((full / "summary.json").read_text())["eval"]
     b = json.loads((killed / "summary.json").read_text())["eval"]
     assert a == b
+
+
+def test_plot_writes_learning_curves_of_a_real_run(trained, tmp_path):
+    out = tmp_path / "curves" / "loss.png"
+    res = run_cli(
+        "plot", str(trained), str(trained), "--metric", "train/loss", "--smooth", "3",
+        "--label", "a", "--label", "b", "--reference", "paper=0.5", "--out", str(out),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.size[0] > 300
+
+
+def test_plot_bad_input_is_one_line_and_exit_2(trained, tmp_path):
+    out = str(tmp_path / "x.png")
+    cases = [
+        (["plot", str(trained), "--metric", "nope", "--out", out], "train/loss"),
+        (["plot", str(tmp_path), "--out", out], "no metrics.jsonl"),
+        (["plot", str(trained), "--label", "a", "--label", "b", "--out", out], "one per run"),
+        (["plot", str(trained), "--reference", "paper", "--out", out], "LABEL=NUMBER"),
+    ]
+    for args, expected in cases:
+        res = run_cli(*args)
+        assert res.returncode == 2 and expected in res.stderr, res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+    assert not Path(out).exists()

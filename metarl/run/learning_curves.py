@@ -1,0 +1,46 @@
+"""``metarl plot``: learning curves of one or more runs from their ``metrics.jsonl``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import UserError
+from .metrics import read_metrics
+from .plots import plot_learning_curves
+
+
+def load_series(run_dir: Path, metric: str) -> tuple[list[int], list[float]]:
+    """``(iterations, values)`` of ``metric`` in ``run_dir``; a ``UserError`` naming the run and
+    the available metrics if the run has no metrics or never logged ``metric``."""
+    if not (run_dir / "metrics.jsonl").is_file():
+        raise UserError(
+            f"{run_dir} has no metrics.jsonl; pass a run directory `metarl train` wrote"
+        )
+    rows = read_metrics(run_dir)
+    points = [(int(r["iteration"]), float(r[metric])) for r in rows if metric in r]
+    if not points:
+        available = sorted({k for r in rows for k in r if k != "iteration"})
+        raise UserError(f"{run_dir} never logged {metric!r}; its metrics are: {available}")
+    iterations, values = zip(*points)
+    return list(iterations), list(values)
+
+
+def plot_runs(
+    run_dirs: list[Path],
+    metric: str,
+    out: Path,
+    smooth: int = 1,
+    labels: list[str] | None = None,
+    reference: dict[str, float] | None = None,
+) -> Path:
+    """Plot ``metric`` for every run into ``out`` (PNG); labels default to the run names."""
+    if labels is not None and len(labels) != len(run_dirs):
+        raise UserError(
+            f"got {len(labels)} --label values for {len(run_dirs)} runs; give one per run"
+        )
+    if smooth < 1:
+        raise UserError(f"--smooth must be >= 1, got {smooth}")
+    names = labels or [d.name for d in run_dirs]
+    series = {name: load_series(d, metric) for name, d in zip(names, run_dirs)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return plot_learning_curves(series, metric, out, smooth, reference)
