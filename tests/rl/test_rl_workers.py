@@ -116,7 +116,7 @@ def test_worker_exception_names_worker_and_task_and_pool_stays_usable(process_sa
     assert traj.obs.shape == (2, 2, 100, 2) and process_sampler._pool.pids == pids
 
 
-def test_killed_worker_raises_naming_it_without_hanging_and_restarts():
+def test_killed_or_stuck_worker_raises_naming_it_without_hanging_and_restarts():
     register_slow_nav()
     policy = _policy()
     sampler = Sampler(
@@ -140,6 +140,10 @@ def test_killed_worker_raises_naming_it_without_hanging_and_restarts():
         assert sampler._pool.pids == []  # the other worker was shut down too
         traj = sampler.sample(params, tasks[:2], 1)  # fresh workers
         assert traj.obs.shape == (2, 1, 60, 2) and victim not in sampler._pool.pids
+        sampler._pool.timeout_s = 0.2  # a stuck phase (here: merely slow) fails the same way
+        with pytest.raises(RuntimeError, match=r"did not finish within timeout_s=0.2 s"):
+            sampler.sample(params, tasks, 1)
+        assert sampler._pool.pids == []
     finally:
         sampler.close()
     assert sampler._pool.pids == []
