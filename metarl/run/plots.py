@@ -26,6 +26,16 @@ def _axis_limits(curve: AdaptationCurve) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+def _save(fig: plt.Figure, ax: plt.Axes, path: Path) -> Path:
+    """Grid, legend, tight layout; write ``path`` and free the figure."""
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_adaptation_curve(
     curve: AdaptationCurve,
     path: Path,
@@ -63,12 +73,7 @@ def plot_adaptation_curve(
     ax.set_ylabel(curve.metric)
     ax.set_title(f"{title}\n({curve.num_tasks} held-out tasks)", fontsize=9)
     ax.set_xticks(curve.steps if len(curve.steps) <= 12 else curve.steps[:: len(curve.steps) // 10])
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path)
 
 
 def plot_learning_curves(
@@ -93,9 +98,4 @@ def plot_learning_curves(
         ax.axhline(value, ls="--", lw=0.9, color=f"C{(len(series) + i) % 10}", label=label)
     ax.set_xlabel("outer iteration")
     ax.set_ylabel(metric + (f" (moving average of {smooth})" if smooth > 1 else ""))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path)
