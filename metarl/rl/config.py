@@ -161,12 +161,22 @@ class EvalConfig(StrictModel):
 
     ``tasks``: test tasks (paper: 40); ``steps``: inner steps, the curve has ``steps + 1``
     points (paper: 3); ``episodes_per_task``: episodes per task per step (paper: 20; 40 for
-    2D navigation).
+    2D navigation); ``inner_lrs``: step size of each test-time step, the last one repeating
+    (default: ``algo.inner_lr`` for every step; the MAML code's point-env test used 0.5 for
+    the first step and 0.25 after). Also used by ``metarl adapt``.
     """
 
     tasks: int = Field(default=40, gt=0)
     steps: int = Field(default=3, ge=0)
     episodes_per_task: int = Field(default=20, gt=0)
+    inner_lrs: list[float] | None = None
+
+    @field_validator("inner_lrs")
+    @classmethod
+    def _positive_lrs(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (not value or any(lr <= 0 for lr in value)):
+            raise ValueError(f"inner_lrs must be a non-empty list of positive numbers, got {value}")
+        return value
 
 
 class RLConfig(StrictModel):

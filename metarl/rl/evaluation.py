@@ -8,6 +8,8 @@ The caller summarises them over tasks with :func:`metarl.core.summarize`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -25,9 +27,11 @@ def adaptation_returns(
     steps: int,
     episodes: int,
     rng: np.random.Generator,
+    lrs: Sequence[float] | None = None,
 ) -> tuple[torch.Tensor, Params]:
     """Mean return per task after 0..``steps`` inner steps, ``[steps + 1, tasks]``, and the
-    final adapted (stacked) parameters."""
+    final adapted (stacked) parameters. ``lrs``: step size per step (the last repeats; default
+    the inner loop's ``inner_lr``)."""
     params = {k: v.detach() for k, v in params.items()}
-    trajs, _, adapted = inner.run(sampler, params, tasks, steps, episodes, rng=rng)
+    trajs, _, adapted = inner.run(sampler, params, tasks, steps, episodes, rng=rng, lrs=lrs)
     return torch.stack([t.task_returns() for t in trajs]), adapted

@@ -141,6 +141,7 @@ class RLExperiment:
             self.cfg.eval.steps,
             self.cfg.eval.episodes_per_task,
             noise_rng,
+            self.cfg.eval.inner_lrs,
         )
         return summarize("return", values)
 
@@ -160,7 +161,7 @@ class RLExperiment:
         rng = np.random.default_rng([self.cfg.seed, 11])
         params = named_params(self.policy)
         values, adapted = adaptation_returns(
-            self.inner, self.sampler, params, tasks, steps, episodes, rng
+            self.inner, self.sampler, params, tasks, steps, episodes, rng, self.cfg.eval.inner_lrs
         )
         rows = [[float(values[k, i]) for k in range(steps + 1)] for i in range(len(tasks))]
         if steps == 0:

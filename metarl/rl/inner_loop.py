@@ -9,7 +9,7 @@ task with :func:`metarl.core.gradient_step`, mapped over tasks by :func:`metarl.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,13 +53,19 @@ class InnerLoop:
                 adv = normalize_advantages(adv, traj.mask)
         return {"obs": traj.obs, "actions": traj.actions, "advantages": adv, "mask": traj.mask}
 
-    def step(self, params: Params, data: Mapping[str, Tensor], first_order: bool) -> Params:
-        """One policy-gradient step per task; returns stacked ``[tasks, ...]`` parameters."""
+    def step(
+        self,
+        params: Params,
+        data: Mapping[str, Tensor],
+        first_order: bool,
+        lr: float | None = None,
+    ) -> Params:
+        """One policy-gradient step per task (step size ``lr``, default ``inner_lr``); returns
+        stacked ``[tasks, ...]`` parameters."""
+        lr = self.inner_lr if lr is None else lr
 
         def one_task(p: Params, d: dict[str, Tensor]) -> Params:
-            return gradient_step(
-                lambda q: reinforce_loss(self.policy, q, d), p, self.inner_lr, first_order
-            )
+            return gradient_step(lambda q: reinforce_loss(self.policy, q, d), p, lr, first_order)
 
         in_dims = (0 if is_stacked(self.policy, params) else None, 0)
         return map_tasks(one_task, params, dict(data), in_dims=in_dims, mode=self.task_batching)
@@ -74,8 +80,11 @@ class InnerLoop:
         keep_graph: bool = False,
         first_order: bool = True,
         rng: np.random.Generator | None = None,
+        lrs: Sequence[float] | None = None,
     ) -> tuple[list[Trajectories], list[dict[str, Tensor]], Params]:
         """Adapt ``params`` to ``tasks`` with ``steps`` sample-then-step rounds.
+
+        ``lrs``: step size of each round (the last one repeats); default ``inner_lr`` for all.
 
         Returns the ``steps + 1`` trajectory batches (sampled after 0..steps steps), the
         ``steps`` loss batches the steps used, and the adapted stacked parameters (with the
@@ -83,11 +92,12 @@ class InnerLoop:
         """
         trajs: list[Trajectories] = []
         batches: list[dict[str, Tensor]] = []
-        for _ in range(steps):
+        for k in range(steps):
             trajs.append(sampler.sample(params, tasks, episodes, rng))
             batches.append(self.batch(trajs[-1]))
+            lr = lrs[min(k, len(lrs) - 1)] if lrs else None
             with torch.enable_grad() if keep_graph else torch.no_grad():
-                params = self.step(params, batches[-1], first_order)
+                params = self.step(params, batches[-1], first_order, lr)
         trajs.append(sampler.sample(params, tasks, episodes, rng))
         if not keep_graph:
             params = {k: v.detach() for k, v in params.items()}

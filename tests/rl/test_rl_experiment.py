@@ -1,5 +1,6 @@
 import io
 
+import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
@@ -98,4 +99,30 @@ def test_config_rejects_unknown_env_and_keys():
     with pytest.raises(ValidationError):
         RLConfig.model_validate(
             {"train": {"iterations": 1}, "env": {"id": NAV}, "algo": {"max_kl": -1.0}}
+        )
+
+
+def test_inner_run_uses_the_step_size_schedule():
+    """lrs gives each round its step size (the last repeats): identical to manual steps."""
+    exp = build(small_config("maml_trpo"))
+    params = {k: v.detach() for k, v in exp.policy.named_parameters()}
+    tasks = exp.task_env.sample_tasks(3, np.random.default_rng(0))
+    trajs, _, adapted = exp.inner.run(
+        exp.sampler, params, tasks, 3, 4, rng=np.random.default_rng(1), lrs=[0.3, 0.05]
+    )
+    rng, p = np.random.default_rng(1), params
+    for k, lr in enumerate([0.3, 0.05, 0.05]):
+        traj = exp.sampler.sample(p, tasks, 4, rng)
+        torch.testing.assert_close(traj.returns, trajs[k].returns)
+        p = exp.inner.step(p, exp.inner.batch(traj), True, lr)
+    for key in adapted:
+        torch.testing.assert_close(adapted[key], p[key])
+    # a different schedule gives a different adaptation
+    _, _, other = exp.inner.run(
+        exp.sampler, params, tasks, 3, 4, rng=np.random.default_rng(1), lrs=[0.3]
+    )
+    assert not torch.allclose(other["layers.0.weight"], adapted["layers.0.weight"])
+    with pytest.raises(ValidationError, match="inner_lrs"):
+        RLConfig.model_validate(
+            {"train": {"iterations": 1}, "env": {"id": NAV}, "eval": {"inner_lrs": [0.5, 0.0]}}
         )
