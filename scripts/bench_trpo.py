@@ -11,7 +11,8 @@ changes hit all variants alike; medians reported:
 * a whole :class:`metarl.rl.maml_trpo.MAMLTRPO` step at each ``--subsample`` value
   (``hvp_subsample``: 1.0 is exact).
 
-    python scripts/bench_trpo.py [--tasks 40] [--repeats 3] [--threads 1] [--json]
+    python scripts/bench_trpo.py [--tasks 40] [--repeats 3] [--threads 1] [--subsample 1.0 0.2]
+                                 [--json]
 
 With ``--json`` the last line is one JSON object with every median.
 """
@@ -60,7 +61,13 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--subsample", type=float, nargs="+", default=[1.0, 0.2])
+    parser.add_argument(
+        "--subsample",
+        type=float,
+        nargs="*",
+        default=[1.0, 0.2],
+        help="hvp_subsample values of the timed MAML-TRPO steps (none: time the products only)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -62,8 +62,9 @@ def kl_hessian_product(
     At the old policy the KL's gradient in the distribution parameters is zero, so its Hessian is
     ``J^T M J`` with ``J`` the Jacobian of the distribution parameters (the network outputs) and
     ``M`` the KL's Hessian in them (:meth:`Policy.kl_output_hessian`, diagonal). A product is one
-    forward-mode pass (``J w``) and one reverse pass through a graph built once (``J^T``),
-    about half the cost of differentiating the KL's gradient again.
+    forward-mode pass (``J w``) and one reverse pass through a graph built once (``J^T``)
+    instead of a backward pass through the KL's gradient graph (``scripts/bench_trpo.py``
+    compares the two).
     """
     params = {k: v.detach() for k, v in params.items()}
 
