@@ -69,7 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="plot learning curves of runs from their metrics.jsonl")
     pl.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     pl.add_argument(
-        "--metric", default="train/return_after", help="logged key (default train/return_after)"
+        "--metric",
+        action="append",
+        help="logged key, repeatable (default train/return_after)",
     )
     pl.add_argument("--out", type=Path, required=True, help="PNG file to write")
     pl.add_argument("--smooth", type=int, default=1, help="moving average over N logged points")
@@ -203,7 +205,8 @@ def cmd_plot(args: argparse.Namespace, console: Console) -> int:
             sep = ""
         if not sep or not label:
             raise UserError(f"--reference takes LABEL=NUMBER, got {item!r}")
-    path = plot_runs(args.run_dirs, args.metric, args.out, args.smooth, args.label, reference)
+    metrics = args.metric or ["train/return_after"]
+    path = plot_runs(args.run_dirs, metrics, args.out, args.smooth, args.label, reference)
     console.print(f"wrote {path}")
     return 0
 

@@ -27,13 +27,14 @@ def load_series(run_dir: Path, metric: str) -> tuple[list[int], list[float]]:
 
 def plot_runs(
     run_dirs: list[Path],
-    metric: str,
+    metrics: list[str],
     out: Path,
     smooth: int = 1,
     labels: list[str] | None = None,
     reference: dict[str, float] | None = None,
 ) -> Path:
-    """Plot ``metric`` for every run into ``out`` (PNG); labels default to the run names."""
+    """Plot every metric of every run into ``out`` (PNG); labels default to the run names (with
+    the metric appended when there are several)."""
     if labels is not None and len(labels) != len(run_dirs):
         raise UserError(
             f"got {len(labels)} --label values for {len(run_dirs)} runs; give one per run"
@@ -41,6 +42,11 @@ def plot_runs(
     if smooth < 1:
         raise UserError(f"--smooth must be >= 1, got {smooth}")
     names = labels or [d.name for d in run_dirs]
-    series = {name: load_series(d, metric) for name, d in zip(names, run_dirs)}
+    series = {
+        name if len(metrics) == 1 else f"{name}: {metric}": load_series(d, metric)
+        for name, d in zip(names, run_dirs)
+        for metric in metrics
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
-    return plot_learning_curves(series, metric, out, smooth, reference)
+    ylabel = metrics[0] if len(metrics) == 1 else "value"
+    return plot_learning_curves(series, ylabel, out, smooth, reference)

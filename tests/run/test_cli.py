@@ -214,6 +214,13 @@ def test_plot_writes_learning_curves_of_a_real_run(trained, tmp_path):
     assert res.returncode == 0, res.stderr
     with Image.open(out) as image:
         assert image.format == "PNG" and image.size[0] > 300
+    # several metrics of one run in one figure
+    out2 = tmp_path / "two.png"
+    res = run_cli(
+        "plot", str(trained), "--metric", "train/loss", "--metric", "time/step_s",
+        "--out", str(out2),
+    )  # fmt: skip
+    assert res.returncode == 0 and out2.is_file(), res.stderr
 
 
 def test_plot_bad_input_is_one_line_and_exit_2(trained, tmp_path):
