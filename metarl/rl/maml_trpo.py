@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -126,7 +127,7 @@ class MAMLTRPO:
 
             adapt_vjp = _vjp_of(adapt, theta, vjp)
             vjp_c = adapt_vjp if self.hvp_subsample >= 1.0 else _vjp_of(adapt_c, theta)
-            hvp = meta_kl_hvp(adapt_c, lambda w: (vjp_c(w),), theta, kl_hvp, self.cg_damping)
+            hvp = meta_kl_hvp(adapt_c, vjp_c, theta, kl_hvp, self.cg_damping)
 
         old_loss = float(surrogate_loss(self.policy, adapted, query, old_logp))
         grad_adapted = torch.func.grad(lambda p: surrogate_loss(self.policy, p, query, old_logp))(
@@ -184,7 +185,7 @@ class MAMLTRPO:
                 params[k].copy_(v)
 
 
-def _vjp_of(fn, theta: Params, vjp=None):
+def _vjp_of(fn: Callable[[Params], Params], theta: Params, vjp: Callable | None = None):
     """``w -> J^T w`` for ``J`` the Jacobian of ``fn`` at ``theta`` (reusing ``vjp`` if given)."""
     if vjp is None:
         _, vjp = torch.func.vjp(fn, theta)

@@ -123,7 +123,7 @@ def trpo_step_direction(
 
 def meta_kl_hvp(
     adapt: Callable[[dict[str, Tensor]], dict[str, Tensor]],
-    adapt_vjp: Callable[[dict[str, Tensor]], tuple[dict[str, Tensor]]],
+    adapt_vjp: Callable[[dict[str, Tensor]], dict[str, Tensor]],
     theta: dict[str, Tensor],
     kl_hvp: Callable[[dict[str, Tensor]], dict[str, Tensor]],
     damping: float = 0.0,
@@ -135,14 +135,15 @@ def meta_kl_hvp(
     because the KL is minimal (zero gradient) at ``phi = phi_old``. So each product is a
     forward-mode ``J v`` (``torch.func.jvp`` through the inner step), ``kl_hvp``, the KL's
     Hessian in the stacked adapted parameters (:func:`metarl.rl.losses.kl_hessian_product`),
-    and ``J^T`` by the reusable ``adapt_vjp`` -- second-order derivatives only, instead of
-    differentiating the inner step's gradient twice. All tasks go through at once.
+    and ``J^T`` by the reusable ``adapt_vjp`` (``w -> J^T w``) -- second-order derivatives
+    only, instead of differentiating the inner step's gradient twice. All tasks go through at
+    once.
     """
 
     def hvp(v: Tensor) -> Tensor:
         tangent = unflatten(v, theta)
         _, jv = torch.func.jvp(adapt, (theta,), (tangent,))
-        (jthjv,) = adapt_vjp(kl_hvp(jv))
+        jthjv = adapt_vjp(kl_hvp(jv))
         return flatten([jthjv[k] for k in theta]).detach() + damping * v
 
     return hvp

@@ -166,7 +166,7 @@ def test_meta_kl_hvp_matches_finite_differences_through_adaptation():
             first_order, steps=2
         )
         _, vjp = torch.func.vjp(adapt, theta)
-        hvp = meta_kl_hvp(adapt, vjp, theta, kl_hvp)
+        hvp = meta_kl_hvp(adapt, lambda w, vjp=vjp: vjp(w)[0], theta, kl_hvp)
         v = torch.randn(
             flatten(theta.values()).numel(),
             dtype=torch.float64,
