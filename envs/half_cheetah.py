@@ -15,7 +15,14 @@ kwargs changed from ``HalfCheetah-v5``:
 name              default meaning
 ================= ======= ================================================================
 ctrl_cost_weight  0.05    MAML paper (v5: 0.1)
+frame_skip        1       MAML code (v5: 5), so one env step is 0.01 s and an episode 2 s
 ================= ======= ================================================================
+
+Why ``frame_skip=1``: the MAML code (``cbfinn/maml_rl``, rllab's ``MujocoEnv``) reads the frame
+skip from a ``<numeric name="frame_skip">`` in the model file and defaults to 1; rllab's
+``half_cheetah.xml`` has none and a 0.01 s timestep, so its 200-step episodes last 2 s of
+simulated time, not v5's 10 s, and each action acts for 0.01 s, not 0.05 s. The paper's numbers
+come from that env. Pass ``frame_skip=5`` for v5's timing.
 
 (``forward_reward_weight`` is unused: the task term replaces the forward reward.)
 Horizon 200. No termination.
@@ -24,7 +31,8 @@ Deviations from the MAML env: the observation is v5's 17-d one (qpos[1:], qvel);
 used 20-d (it also had the torso's center-of-mass position). No ``mj_rnePostConstraint`` after the
 step (unused by HalfCheetah). Instability handling, see :mod:`envs.mujoco_base`.
 
-Version history: v0, first version.
+Version history: v0, first version (``frame_skip`` default changed from v5's 5 to the MAML code's
+1 before any release; runs made earlier set ``frame_skip: 5`` in their config to be reproduced).
 """
 
 from __future__ import annotations
@@ -40,9 +48,9 @@ from envs.mujoco_base import MujocoTaskMixin
 class _HalfCheetahTaskEnv(MujocoTaskMixin, HalfCheetahEnv):
     horizon = 200
 
-    def __init__(self, ctrl_cost_weight: float = 0.05, **kwargs):
-        super().__init__(ctrl_cost_weight=ctrl_cost_weight, **kwargs)
-        EzPickle.__init__(self, ctrl_cost_weight=ctrl_cost_weight, **kwargs)
+    def __init__(self, ctrl_cost_weight: float = 0.05, frame_skip: int = 1, **kwargs):
+        super().__init__(ctrl_cost_weight=ctrl_cost_weight, frame_skip=frame_skip, **kwargs)
+        EzPickle.__init__(self, ctrl_cost_weight=ctrl_cost_weight, frame_skip=frame_skip, **kwargs)
 
     def _v_obs(self, qpos, qvel, cfrc):
         start = 1 if self._exclude_current_positions_from_observation else 0

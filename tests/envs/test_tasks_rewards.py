@@ -102,6 +102,23 @@ def test_half_cheetah_rewards():
             assert r == pytest.approx(f(v, a) - 0.05 * np.sum(a**2), rel=1e-9)
 
 
+def test_half_cheetah_timing_is_the_maml_codes():
+    """rllab's cheetah: 0.01 s timestep, no frame skip; v5's timing stays one kwarg away."""
+    for env_id in ("metarl/HalfCheetahVel-v0", "metarl/HalfCheetahDir-v0"):
+        env = make(env_id)
+        assert (env.frame_skip, env.dt) == (1, pytest.approx(0.01))
+        env.reset(seed=0)
+        t0 = env.data.time
+        env.step(np.zeros(6))
+        assert env.data.time - t0 == pytest.approx(0.01)
+        v5 = make(env_id, frame_skip=5)
+        assert v5.dt == pytest.approx(0.05)
+        v5.reset(seed=0)
+        t0 = v5.data.time
+        v5.step(np.zeros(6))
+        assert v5.data.time - t0 == pytest.approx(0.05)
+
+
 def test_ant_rewards():
     rng = np.random.default_rng(0)
     for env_id, task in [
