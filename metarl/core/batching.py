@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
+from torch import Tensor
 from torch.utils import _pytree as pytree
 
 TaskBatching = Literal["auto", "vmap", "loop"]
@@ -26,6 +27,13 @@ def _batch_size(args: Sequence[Any], in_dims: Sequence[int | None]) -> int:
             if leaves:
                 return int(leaves[0].shape[dim])
     raise ValueError("map_tasks needs at least one argument with a task dimension (in_dims 0)")
+
+
+def select_rows(data: Any, rows: Tensor | None) -> Any:
+    """The examples ``rows`` (a 1-D index tensor) of every tensor in ``data``; all if ``None``."""
+    if rows is None:
+        return data
+    return pytree.tree_map(lambda t: t[rows], data)
 
 
 def map_tasks(

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .batching import map_tasks
+from .batching import map_tasks, select_rows
 from .params import Params
 
 TaskLoss = Callable[[Params, Any], tuple[Tensor, dict[str, Tensor]]]
@@ -24,25 +24,38 @@ def adaptation_curve(
     steps: int,
     step_fn: StepFn,
     mode: str = "vmap",
+    init_state: Any = None,
+    rows: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """``{"loss": [steps + 1, tasks], <metric>: [steps + 1, tasks]}`` on the query sets.
 
-    Row ``k`` is measured after ``k`` calls of ``step_fn`` on the support set. Nothing keeps a
-    graph and the given ``params`` are not modified.
+    Row ``k`` is measured after ``k`` calls of ``step_fn`` on the support set (on its examples
+    ``rows[task, k]`` if ``rows``, ``[tasks, steps, batch]``, is given), starting from the
+    optimizer state ``init_state`` (shared by all tasks, never modified). Nothing keeps a graph
+    and the given ``params`` are not modified.
     """
     theta = {k: v.detach() for k, v in params.items()}
 
-    def task(p: Params, s: Any, q: Any) -> dict[str, Tensor]:
-        rows: list[dict[str, Tensor]] = []
-        state = None
+    def task(p: Params, s: Any, q: Any, r: Tensor | None) -> dict[str, Tensor]:
+        out: list[dict[str, Tensor]] = []
+        state = init_state
         for step in range(steps + 1):
             loss, metrics = loss_fn(p, q)
-            rows.append({"loss": loss, **metrics})
+            out.append({"loss": loss, **metrics})
             if step < steps:
-                p, state = step_fn(p, state, s)
+                batch = select_rows(s, None if r is None else r[step])
+                p, state = step_fn(p, state, batch)
                 p = {k: v.detach() for k, v in p.items()}
-        return {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
+        return {k: torch.stack([o[k] for o in out]) for k in out[0]}
 
     with torch.no_grad():
-        out = map_tasks(task, theta, support, query, in_dims=(None, 0, 0), mode=mode)
+        out = map_tasks(
+            task,
+            theta,
+            support,
+            query,
+            rows,
+            in_dims=(None, 0, 0, None if rows is None else 0),
+            mode=mode,
+        )
     return {k: v.T.contiguous() for k, v in out.items()}

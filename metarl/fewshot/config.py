@@ -74,7 +74,11 @@ class AlgoConfig(StrictModel):
     ``vmap`` runs the tasks of a meta-batch in one vectorised call, ``loop`` one by one, ``auto``
     times both on the first batch and keeps the faster (the choice is written to summary.json).
     Reptile: ``inner_optimizer`` (``adam`` with beta1 = 0 as in the paper, or ``sgd``),
-    ``meta_step`` linearly annealed to ``meta_step_final`` over training.
+    ``meta_step`` linearly annealed to ``meta_step_final`` over training; ``train_shots``: support
+    examples per class in training tasks (the code's ``--train-shots``; default ``task.shots``);
+    ``inner_batch_size``: examples per inner step, drawn epoch by epoch from the support set
+    (default: all of it); ``inner_state``: ``reset`` starts every task with a fresh Adam,
+    ``carry`` keeps one Adam's moments across tasks and into evaluation (the authors' code).
     """
 
     name: Literal["maml", "fomaml", "metasgd", "anil", "reptile", "protonets"] = "maml"
@@ -86,17 +90,37 @@ class AlgoConfig(StrictModel):
     inner_optimizer: Literal["sgd", "adam"] = "adam"
     meta_step: float = Field(default=1.0, gt=0, le=1)
     meta_step_final: float = Field(default=0.0, ge=0, le=1)
+    train_shots: int | None = Field(default=None, ge=1)
+    inner_batch_size: int | None = Field(default=None, ge=1)
+    inner_state: Literal["reset", "carry"] = "reset"
+
+    @model_validator(mode="after")
+    def _reptile_only(self) -> AlgoConfig:
+        if self.name != "reptile":
+            for key, default in (
+                ("train_shots", None),
+                ("inner_batch_size", None),
+                ("inner_state", "reset"),
+            ):
+                if getattr(self, key) != default:
+                    raise ValueError(f"algo.{key} is a Reptile setting; remove it for {self.name}")
+        if self.inner_state == "carry" and self.inner_optimizer != "adam":
+            raise ValueError("algo.inner_state carry needs inner_optimizer adam (SGD has no state)")
+        return self
 
 
 class EvalConfig(StrictModel):
     """Held-out evaluation: ``tasks`` test tasks (``--eval-tasks`` overrides), adaptation curve
     after 0..``steps`` inner steps, ``query`` query examples per class (per task for sinusoid;
-    default: the training value), evaluated ``batch_size`` tasks at a time."""
+    default: the training value), evaluated ``batch_size`` tasks at a time. ``inner_batch_size``
+    (Reptile): support examples per test-time inner step (the code's ``--eval-batch``; default:
+    all of them)."""
 
     tasks: int = Field(default=600, ge=1)
     steps: int = Field(default=10, ge=0)
     query: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=50, ge=1)
+    inner_batch_size: int | None = Field(default=None, ge=1)
 
 
 class FewShotConfig(StrictModel):
@@ -116,6 +140,10 @@ class FewShotConfig(StrictModel):
             raise ValueError("task.name sinusoid needs model.name mlp (regression on x in R)")
         if self.algo.name == "protonets" and self.task.name == "sinusoid":
             raise ValueError("algo.name protonets is a classifier; use an image dataset")
+        if self.eval.inner_batch_size is not None and self.algo.name != "reptile":
+            raise ValueError(
+                f"eval.inner_batch_size is a Reptile setting; remove it for {self.algo.name}"
+            )
         if self.task.name == "folder" and not self.task.folder:
             raise ValueError("task.name folder needs task.folder: the root of <class>/<images>")
         return self

@@ -141,3 +141,19 @@ def _to_float(x: np.ndarray) -> torch.Tensor:
     # ~200x slower here (40 ms vs 0.2 ms for 32 Omniglot tasks).
     scaled = np.multiply(x.transpose(0, 1, 4, 2, 3), np.float32(1 / 255), dtype=np.float32)
     return torch.from_numpy(np.ascontiguousarray(scaled))
+
+
+def inner_batches(
+    num_tasks: int, num_examples: int, batch_size: int, steps: int, rng: np.random.Generator
+) -> torch.Tensor:
+    """``[num_tasks, steps, batch_size]`` rows of each task's support set for mini-batch inner
+    steps: the rows in a fresh random order, epoch after epoch, cut into consecutive batches (a
+    batch may span two epochs), as the Reptile code's ``_mini_batches`` draws them."""
+    if batch_size < 1 or steps < 0:
+        raise ValueError(f"batch_size must be >= 1 and steps >= 0, got {batch_size}, {steps}")
+    epochs = -(-steps * batch_size // num_examples)
+    order = rng.permuted(
+        np.broadcast_to(np.arange(num_examples), (num_tasks, epochs, num_examples)), axis=2
+    )
+    rows = order.reshape(num_tasks, -1)[:, : steps * batch_size]
+    return torch.from_numpy(np.ascontiguousarray(rows.reshape(num_tasks, steps, batch_size)))

@@ -21,6 +21,7 @@ from metarl.core import (
 )
 
 from .config import FewShotConfig
+from .episodes import inner_batches
 from .protonets import ProtoNet
 from .sources import SinusoidSource, build_model, build_source
 
@@ -41,7 +42,13 @@ def build_learner(cfg: FewShotConfig, model, loss_fn, mode: str) -> MAML | Repti
     a = cfg.algo
     if a.name == "reptile":
         return Reptile(
-            model, loss_fn, a.inner_lr, a.inner_steps, a.inner_optimizer, task_batching=mode
+            model,
+            loss_fn,
+            a.inner_lr,
+            a.inner_steps,
+            a.inner_optimizer,
+            task_batching=mode,
+            carry_optimizer_state=a.inner_state == "carry",
         )
     if a.name == "protonets":
         return ProtoNet(model, cfg.task.ways, task_batching=mode)
@@ -98,15 +105,26 @@ class FewShotExperiment:
         frac = iteration / max(1, self.cfg.train.iterations)
         return a.meta_step + (a.meta_step_final - a.meta_step) * frac
 
+    def _rows(self, support: Any, batch_size: int | None, steps: int, rng) -> Tensor | None:
+        """Reptile's inner mini-batches for this meta-batch, or ``None`` (whole support set; a
+        batch of exactly the support size is each epoch reshuffled, the same thing)."""
+        tasks, examples = support[1].shape[:2]
+        if batch_size is None or batch_size == examples:
+            return None
+        return inner_batches(tasks, examples, batch_size, steps, rng)
+
     def train_iteration(self, iteration: int) -> dict[str, float]:
+        a = self.cfg.algo
         t0 = time.perf_counter()
-        support, query = self.source.sample(self.cfg.algo.meta_batch_size, "train", self.rng)
+        shots = a.train_shots if isinstance(self.learner, Reptile) else None
+        support, query = self.source.sample(a.meta_batch_size, "train", self.rng, shots=shots)
         t1 = time.perf_counter()
         self._resolve_batching(support, query)
         out: dict[str, float] = {}
         if isinstance(self.learner, Reptile):
             eps = self.meta_step_size(iteration)
-            adapted = self.learner.meta_step(support, eps)
+            rows = self._rows(support, a.inner_batch_size, a.inner_steps, self.rng)
+            adapted = self.learner.meta_step(support, eps, rows=rows)
             out["train/meta_step"] = eps
             # the adapted parameters judged on the query sets: the number Reptile is trained for
             losses, metrics = map_tasks(
@@ -147,6 +165,10 @@ class FewShotExperiment:
                 with torch.no_grad():
                     _, metrics = self.learner.task_losses(support, query)
                 chunks.append(metrics[self.metric].unsqueeze(0))
+            elif isinstance(self.learner, Reptile):
+                rows = self._rows(support, ev.inner_batch_size, steps, rng)
+                curve = self.learner.adaptation_curve(support, query, steps, rows=rows)
+                chunks.append(curve[self.metric])
             else:
                 chunks.append(self.learner.adaptation_curve(support, query, steps)[self.metric])
             done += size

@@ -28,7 +28,12 @@ class TaskSource(Protocol):
     metric: str  # "mse" (lower is better) or "accuracy"
 
     def sample(
-        self, n: int, split: str, rng: np.random.Generator, query: int | None = None
+        self,
+        n: int,
+        split: str,
+        rng: np.random.Generator,
+        query: int | None = None,
+        shots: int | None = None,
     ) -> tuple[Pair, Pair]: ...
 
     def loss_fn(self, model: nn.Module) -> Any: ...
@@ -55,8 +60,9 @@ class SinusoidSource:
         self.cfg = cfg
         self.tasks = SinusoidTasks()
 
-    def sample(self, n, split, rng, query=None):
-        b = self.tasks.sample(n, self.cfg.task.shots, query or self.cfg.task.query, rng)
+    def sample(self, n, split, rng, query=None, shots=None):
+        t = self.cfg.task
+        b = self.tasks.sample(n, shots or t.shots, query or t.query, rng)
         return b.support, b.query
 
     def loss_fn(self, model: nn.Module):
@@ -74,7 +80,7 @@ class EpisodeSource:
 
     def __init__(self, cfg: FewShotConfig) -> None:
         self.cfg = cfg
-        self._samplers: dict[tuple[str, int], EpisodeSampler] = {}
+        self._samplers: dict[tuple[str, int, int], EpisodeSampler] = {}
         self._data: dict[str, LabelledImages] = {}
 
     def data(self, split: str) -> LabelledImages:
@@ -99,18 +105,16 @@ class EpisodeSource:
         """``(C, H, W)`` of the images the model sees."""
         return self.data("train").image_shape
 
-    def sampler(self, split: str, query: int) -> EpisodeSampler:
-        key = (split, query)
+    def sampler(self, split: str, query: int, shots: int | None = None) -> EpisodeSampler:
+        t = self.cfg.task
+        key = (split, shots or t.shots, query)
         if key not in self._samplers:
-            t = self.cfg.task
             rotations = t.rotations and split == "train"
-            self._samplers[key] = EpisodeSampler(
-                self.data(split), t.ways, t.shots, query, rotations
-            )
+            self._samplers[key] = EpisodeSampler(self.data(split), t.ways, key[1], query, rotations)
         return self._samplers[key]
 
-    def sample(self, n, split, rng, query=None):
-        batch = self.sampler(split, query or self.cfg.task.query).sample_tasks(n, rng)
+    def sample(self, n, split, rng, query=None, shots=None):
+        batch = self.sampler(split, query or self.cfg.task.query, shots).sample_tasks(n, rng)
         return batch.support, batch.query
 
     def loss_fn(self, model: nn.Module):

@@ -191,3 +191,120 @@ def test_reptile_adaptation_curve_matches_hand_steps(optimizer):
     torch.testing.assert_close(curves["loop"]["loss"], curves["vmap"]["loss"], rtol=0, atol=1e-12)
     for k, p in named_params(model).items():
         assert p.grad is None and torch.equal(p.detach(), theta0[k])
+
+
+def hand_adam_carried(loss_fn, theta, batches, lr, t, v, beta2=0.999, eps=1e-8):
+    # beta1 = 0 Adam continuing from step count t and second moments v; batches: [(x, y), ...]
+    phi = {k: w.detach().clone() for k, w in theta.items()}
+    v = {k: w.clone() for k, w in v.items()}
+    for x, y in batches:
+        t += 1
+        g = task_grad(loss_fn, phi, x, y)
+        for k in phi:
+            v[k] = beta2 * v[k] + (1 - beta2) * g[k] ** 2
+            phi[k] = phi[k] - lr * g[k] / ((v[k] / (1 - beta2**t)).sqrt() + eps)
+    return phi, t, v
+
+
+def test_carried_adam_state_runs_tasks_in_sequence():
+    # the authors' code: one Adam whose moments pass from task to task and across meta-steps;
+    # every task starts from theta, and inner step k of task i uses the examples rows[i, k]
+    model, support = problem(seed=10)
+    loss_fn = mse_loss(model)
+    theta0 = {k: v.detach().clone() for k, v in named_params(model).items()}
+    lr, steps, eps = 0.01, 3, 0.5
+    rows = torch.randint(0, 6, (2, TASKS, steps, 4), generator=torch.Generator().manual_seed(3))
+    reptile = Reptile(model, loss_fn, lr, steps, inner_optimizer="adam", carry_optimizer_state=True)
+    t, v = 0, {k: torch.zeros_like(w) for k, w in theta0.items()}
+    theta = theta0
+    for meta in range(2):
+        adapted = reptile.meta_step(support, eps, rows=rows[meta])
+        phis = []
+        for i in range(TASKS):
+            x, y = support[0][i], support[1][i]
+            batches = [(x[rows[meta, i, k]], y[rows[meta, i, k]]) for k in range(steps)]
+            phi, t, v = hand_adam_carried(loss_fn, theta, batches, lr, t, v)
+            phis.append(phi)
+            for k in phi:
+                torch.testing.assert_close(adapted[k][i], phi[k], rtol=0, atol=1e-12)
+        theta = {
+            k: theta[k] + eps * (torch.stack([p[k] for p in phis]).mean(0) - theta[k])
+            for k in theta
+        }
+        for k, p in named_params(model).items():
+            torch.testing.assert_close(p.detach(), theta[k], rtol=0, atol=1e-12)
+    state_t, _, state_v = reptile.optimizer_state
+    assert state_t == t == 2 * TASKS * steps
+    for k in v:
+        torch.testing.assert_close(state_v[k], v[k], rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_evaluation_starts_from_the_carried_state_and_keeps_it(mode):
+    model, support = problem(seed=11)
+    loss_fn = mse_loss(model)
+    reptile = Reptile(
+        model,
+        loss_fn,
+        0.01,
+        2,
+        inner_optimizer="adam",
+        carry_optimizer_state=True,
+        task_batching=mode,
+    )
+    reptile.meta_step(support, 0.5)
+    t0, _, v0 = reptile.optimizer_state
+    v0 = {k: w.clone() for k, w in v0.items()}
+    theta = {k: w.detach().clone() for k, w in named_params(model).items()}
+    rows = torch.randint(0, 6, (TASKS, 4, 3), generator=torch.Generator().manual_seed(5))
+    curve = reptile.adaptation_curve(support, support, 4, rows=rows)
+    for i in range(TASKS):
+        x, y = support[0][i], support[1][i]
+        batches = [(x[rows[i, k]], y[rows[i, k]]) for k in range(4)]
+        phi, *_ = hand_adam_carried(loss_fn, theta, batches, 0.01, t0, v0)
+        assert curve["loss"][4, i].item() == pytest.approx(
+            loss_fn(phi, (x, y))[0].item(), rel=1e-10
+        )
+    t1, _, v1 = reptile.optimizer_state
+    assert t1 == t0 and all(torch.equal(v1[k], v0[k]) for k in v0)
+    # a fresh Adam (no carried state) gives a different curve
+    fresh = Reptile(model, loss_fn, 0.01, 2, inner_optimizer="adam", task_batching=mode)
+    assert not torch.allclose(
+        fresh.adaptation_curve(support, support, 4, rows=rows)["loss"], curve["loss"]
+    )
+
+
+def test_carried_state_is_checkpointed():
+    model, support = problem(seed=12)
+    reptile = Reptile(
+        model, mse_loss(model), 0.01, 2, inner_optimizer="adam", carry_optimizer_state=True
+    )
+    reptile.meta_step(support, 0.5)
+    state = reptile.state_dict()
+    model2, _ = problem(seed=13)
+    other = Reptile(
+        model2, mse_loss(model2), 0.01, 2, inner_optimizer="adam", carry_optimizer_state=True
+    )
+    other.load_state_dict(state)
+    assert other.optimizer_state[0] == reptile.optimizer_state[0]
+    for k, w in reptile.optimizer_state[2].items():
+        assert torch.equal(other.optimizer_state[2][k], w)
+    with pytest.raises(ValueError, match="carry_optimizer_state needs inner_optimizer='adam'"):
+        Reptile(model, mse_loss(model), 0.01, 2, inner_optimizer="sgd", carry_optimizer_state=True)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_rows_select_the_inner_batches(mode):
+    model, support = problem(seed=14)
+    loss_fn = mse_loss(model)
+    theta0 = {k: v.detach().clone() for k, v in named_params(model).items()}
+    rows = torch.randint(0, 6, (TASKS, STEPS, 2), generator=torch.Generator().manual_seed(7))
+    reptile = Reptile(model, loss_fn, LR, STEPS, task_batching=mode)
+    adapted = reptile.adapt_batch(support, rows=rows)
+    for i in range(TASKS):
+        phi = {k: w.clone() for k, w in theta0.items()}
+        for k in range(STEPS):
+            x, y = support[0][i][rows[i, k]], support[1][i][rows[i, k]]
+            phi = hand_sgd(loss_fn, phi, x, y, 1, LR)
+        for name in phi:
+            torch.testing.assert_close(adapted[name][i], phi[name], rtol=0, atol=1e-12)

@@ -108,3 +108,17 @@ def test_labelled_images_validation() -> None:
     assert sub.class_names == ("3", "1") and sub.labels.max() == 1
     with pytest.raises(ValueError, match="not in this dataset"):
         data.subset(["nope"])
+
+
+def test_inner_batches_walk_through_shuffled_epochs():
+    from metarl.fewshot.episodes import inner_batches
+
+    rows = inner_batches(3, 10, 4, 5, np.random.default_rng(0))  # 20 rows = 2 epochs of 10
+    assert rows.shape == (3, 5, 4) and rows.dtype == torch.int64
+    for task in rows.reshape(3, -1):
+        assert sorted(task[:10].tolist()) == list(range(10))  # epoch 1: every example once
+        assert sorted(task[10:].tolist()) == list(range(10))  # epoch 2, batch 3 spans both
+    assert not torch.equal(rows[0], rows[1])  # tasks are shuffled independently
+    assert torch.equal(rows, inner_batches(3, 10, 4, 5, np.random.default_rng(0)))
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        inner_batches(3, 10, 0, 5, np.random.default_rng(0))

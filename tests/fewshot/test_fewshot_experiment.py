@@ -90,8 +90,23 @@ def _pattern_folder(root, classes=12, per_class=8, size=12, seed=0):
         ({"name": "maml", "inner_lr": 0.4, "inner_steps": 1}, 40),
         ({"name": "protonets", "task_batching": "auto"}, 40),
         ({"name": "reptile", "inner_lr": 1.0e-2, "inner_steps": 5, "inner_optimizer": "adam"}, 40),
+        (
+            {
+                "name": "reptile",
+                "inner_lr": 1.0e-2,
+                "inner_steps": 4,
+                "inner_state": "carry",
+                "train_shots": 4,
+                "inner_batch_size": 6,
+            },
+            40,
+        ),
     ],
-    ids=lambda a: a["name"] if isinstance(a, dict) else str(a),
+    ids=lambda a: (
+        a["name"] + ("_carry" if a.get("inner_state") == "carry" else "")
+        if isinstance(a, dict)
+        else str(a)
+    ),
 )
 def test_image_episodes_from_a_folder_learn_above_chance(tmp_path, algo, iterations):
     root = _pattern_folder(tmp_path / "images")
@@ -122,3 +137,74 @@ def test_image_episodes_from_a_folder_learn_above_chance(tmp_path, algo, iterati
     # 3-way: chance is 33%; held-out classes (the test split) are recognised from one example
     assert curve.mean[-1] > 55.0, curve.mean
     assert exp.summary_extra()["normalization"] == "batch"
+
+
+def test_reptile_code_protocol_uses_train_shots_batches_and_carried_state(tmp_path):
+    root = _pattern_folder(tmp_path / "images")
+    task = {
+        "name": "folder",
+        "folder": str(root),
+        "ways": 3,
+        "shots": 1,
+        "query": 1,
+        "image_size": 12,
+        "channels": 1,
+        "split": "ratio",
+        "split_ratios": [0.5, 0.25, 0.25],
+        "cache_dir": str(tmp_path / "cache"),
+    }
+    algo = {
+        "name": "reptile",
+        "inner_lr": 1.0e-2,
+        "inner_steps": 3,
+        "inner_state": "carry",
+        "train_shots": 5,
+        "inner_batch_size": 4,
+        "meta_batch_size": 2,
+        "task_batching": "loop",
+    }
+    model = {"name": "conv4", "filters": 4, "normalization": "batch"}
+    cfg = make(
+        task=task, algo=algo, model=model, eval={"tasks": 4, "steps": 2, "inner_batch_size": 2}
+    )
+    exp = build(cfg)
+    seen = []
+    learner_step = exp.learner.meta_step
+
+    def spy(support, eps, mode=None, rows=None):
+        seen.append((support[1].shape, rows.shape))
+        return learner_step(support, eps, mode=mode, rows=rows)
+
+    exp.learner.meta_step = spy
+    exp.train_iteration(0)
+    # 3 ways x 5 train shots per task, 3 inner steps on batches of 4 of them
+    assert seen == [(torch.Size([2, 15]), torch.Size([2, 3, 4]))]
+    t, _, v = exp.learner.optimizer_state
+    assert t == 2 * 3
+    # the carried Adam state survives a checkpoint round trip, and evaluation leaves it alone
+    again = build(cfg)
+    again.load_state_dict(exp.state_dict())
+    assert again.learner.optimizer_state[0] == t
+    assert all(torch.equal(again.learner.optimizer_state[2][k], v[k]) for k in v)
+    assert again.evaluate() == exp.evaluate()
+    assert exp.learner.optimizer_state[0] == t
+
+
+@pytest.mark.parametrize(
+    "algo, eval_, match",
+    [
+        ({"name": "maml", "train_shots": 10}, {}, "train_shots is a Reptile setting"),
+        ({"name": "protonets", "inner_state": "carry"}, {}, "inner_state is a Reptile setting"),
+        (
+            {"name": "reptile", "inner_optimizer": "sgd", "inner_state": "carry"},
+            {},
+            "needs inner_optimizer adam",
+        ),
+        ({"name": "maml"}, {"inner_batch_size": 5}, "eval.inner_batch_size is a Reptile setting"),
+    ],
+)
+def test_reptile_only_settings_are_rejected_elsewhere(algo, eval_, match):
+    from metarl.run.errors import UserError
+
+    with pytest.raises(UserError, match=match):
+        make(task={"name": "sinusoid"}, algo=algo, eval=eval_)
