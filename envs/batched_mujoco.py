@@ -11,7 +11,7 @@ kwargs (besides the family's own, e.g. ``ctrl_cost_weight``):
 name              default                      meaning
 ================= ============================ ============================================
 num_envs          (required)                   number of copies
-nthread           ``min(os.cpu_count(), 16)``  ``mujoco.batch`` threads
+nthread           usable cores, at most 16     ``mujoco.batch`` threads
 max_episode_steps family horizon               truncation
 ================= ============================ ============================================
 
@@ -40,8 +40,13 @@ from envs.vector_base import BatchedTaskVectorEnv
 
 
 def default_nthread() -> int:
-    """``os.cpu_count()`` capped at 16."""
-    return max(1, min(os.cpu_count() or 1, 16))
+    """The cores this process may run on (its affinity mask, e.g. under ``taskset`` or a
+    container's cpuset; ``os.cpu_count()`` where there is none), capped at 16."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 16))
 
 
 class BatchedMujocoVectorEnv(BatchedTaskVectorEnv):

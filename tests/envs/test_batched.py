@@ -137,3 +137,15 @@ def test_sync_vector_env_call_set_task():
     venv.step(np.zeros((2, 2), np.float32))
     venv.close()
     assert envs.registered_ids()
+
+
+def test_default_threads_follow_the_affinity_mask(monkeypatch):
+    import os
+
+    from envs import batched_mujoco
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert batched_mujoco.default_nthread() == 1  # pinned to one core of 64
+    monkeypatch.delattr(os, "sched_getaffinity")
+    assert batched_mujoco.default_nthread() == 16  # no mask (macOS): cpu_count, capped
