@@ -121,7 +121,7 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
                 f"the checkpoint is at iteration {state['iteration']}, beyond --iterations "
                 f"{config.train.iterations}"
             )
-        trainer.train(config, run_dir, resume=True, console=console)
+        trainer.train(config, run_dir, resume=True, console=console, checkpoint=state)
         return 0
     if not args.config:
         raise UserError("give a CONFIG file (see configs/) or --resume RUN_DIR")

@@ -69,9 +69,16 @@ def _checkpoint(run_dir: Path, experiment: Experiment, iteration: int, elapsed: 
 
 
 def train(
-    config: BaseModel, run_dir: Path, resume: bool = False, console: Console | None = None
+    config: BaseModel,
+    run_dir: Path,
+    resume: bool = False,
+    console: Console | None = None,
+    checkpoint: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train (or continue) the run in ``run_dir`` and write ``summary.json``; return the summary.
+
+    ``checkpoint``: on resume, the run's checkpoint if the caller has already loaded it (read
+    from disk otherwise).
 
     A new run's directory is created only once the experiment is built, so a config that fails
     late (a missing dataset, say) leaves nothing behind. Training holds the run's lock: a second
@@ -82,11 +89,16 @@ def train(
         if resume:
             stack.enter_context(RunLock(run_dir))
             (run_dir / CONFIG_NAME).write_text(dump_config(config))
-        return _train(config, run_dir, resume, console or Console(), stack)
+        return _train(config, run_dir, resume, console or Console(), stack, checkpoint)
 
 
 def _train(
-    config: BaseModel, run_dir: Path, resume: bool, console: Console, stack: ExitStack
+    config: BaseModel,
+    run_dir: Path,
+    resume: bool,
+    console: Console,
+    stack: ExitStack,
+    checkpoint: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     cfg: Any = config
     experiment = build_experiment(config)
@@ -99,7 +111,7 @@ def _train(
         console.print(f"run directory: {run_dir}")
     start, elapsed_before = 0, 0.0
     if resume:
-        state = load_checkpoint(checkpoint_path(run_dir))
+        state = checkpoint if checkpoint is not None else load_checkpoint(checkpoint_path(run_dir))
         try:
             experiment.load_state_dict(state["experiment"])
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
