@@ -12,7 +12,7 @@ from rich.table import Table
 from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import UserError
 from .rundir import checkpoint_path, load_run_config
-from .trainer import build_experiment
+from .trainer import opened_experiment
 
 
 def adapt_run(
@@ -30,38 +30,38 @@ def adapt_run(
             f"{run_dir} is a {config.domain} run; `metarl adapt` adapts meta-RL policies"
         )  # type: ignore[attr-defined]
     state = load_checkpoint(checkpoint_path(run_dir))
-    experiment = build_experiment(config)
-    experiment.load_state_dict(state["experiment"])
-    try:
-        rows, adapted = experiment.adapt_to_tasks(tasks, steps, episodes)  # type: ignore[attr-defined]
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    table = Table(title=f"returns after adaptation ({episodes} episodes per step)")
-    table.add_column("task")
-    for s in range(steps + 1):
-        table.add_column(f"{s} step{'' if s == 1 else 's'}", justify="right")
-    for task, row in zip(tasks, rows):
-        table.add_row(json.dumps(task), *(f"{r:.2f}" for r in row))
-    console.print(table)
-    out = run_dir / "adapted" / f"adapted-{time.strftime('%Y%m%d-%H%M%S')}.pt"
-    save_checkpoint(
-        {
-            "iteration": state["iteration"],
-            "experiment": {},
-            "tasks": [json.dumps(t) for t in tasks],
-            "steps": steps,
-            "returns": [[float(r) for r in row] for row in rows],
-            "params": [{k: v.detach().clone() for k, v in p.items()} for p in adapted],
-        },
-        out,
-    )
-    console.print(f"adapted parameters: {out}")
-    if video is not None:
+    with opened_experiment(config) as experiment:
+        experiment.load_state_dict(state["experiment"])
         try:
-            experiment.record_video(adapted[0], tasks[0], video)  # type: ignore[attr-defined]
-        except ImportError as e:
-            raise UserError(
-                f"--video needs the video extra: pip install 'metarl[video]' ({e})"
-            ) from None
-        console.print(f"video of the adapted policy on {json.dumps(tasks[0])}: {video}")
+            rows, adapted = experiment.adapt_to_tasks(tasks, steps, episodes)  # type: ignore[attr-defined]
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        table = Table(title=f"returns after adaptation ({episodes} episodes per step)")
+        table.add_column("task")
+        for s in range(steps + 1):
+            table.add_column(f"{s} step{'' if s == 1 else 's'}", justify="right")
+        for task, row in zip(tasks, rows):
+            table.add_row(json.dumps(task), *(f"{r:.2f}" for r in row))
+        console.print(table)
+        out = run_dir / "adapted" / f"adapted-{time.strftime('%Y%m%d-%H%M%S')}.pt"
+        save_checkpoint(
+            {
+                "iteration": state["iteration"],
+                "experiment": {},
+                "tasks": [json.dumps(t) for t in tasks],
+                "steps": steps,
+                "returns": [[float(r) for r in row] for row in rows],
+                "params": [{k: v.detach().clone() for k, v in p.items()} for p in adapted],
+            },
+            out,
+        )
+        console.print(f"adapted parameters: {out}")
+        if video is not None:
+            try:
+                experiment.record_video(adapted[0], tasks[0], video)  # type: ignore[attr-defined]
+            except ImportError as e:
+                raise UserError(
+                    f"--video needs the video extra: pip install 'metarl[video]' ({e})"
+                ) from None
+            console.print(f"video of the adapted policy on {json.dumps(tasks[0])}: {video}")
     return out

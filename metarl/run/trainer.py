@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,19 @@ def build_experiment(config: BaseModel) -> Experiment:
         return build(config)
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e)) from None
+
+
+@contextmanager
+def opened_experiment(config: BaseModel) -> Iterator[Experiment]:
+    """:func:`build_experiment`, closed on the way out (sampler worker processes, envs) even when
+    the command fails; experiments without resources have no ``close``."""
+    experiment = build_experiment(config)
+    try:
+        yield experiment
+    finally:
+        close = getattr(experiment, "close", None)
+        if close is not None:
+            close()
 
 
 def curve_table(curve: AdaptationCurve, title: str) -> Table:
@@ -101,10 +115,7 @@ def _train(
     checkpoint: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     cfg: Any = config
-    experiment = build_experiment(config)
-    close = getattr(experiment, "close", None)  # e.g. sampler worker processes
-    if close is not None:
-        stack.callback(close)
+    experiment = stack.enter_context(opened_experiment(config))  # closes sampler workers
     if not resume:
         create_run_dir(run_dir, config)
         stack.enter_context(RunLock(run_dir))
@@ -183,10 +194,10 @@ def evaluate_run(
     run_dir: Path, config: BaseModel, split: str, tasks: int | None
 ) -> AdaptationCurve:
     """Re-evaluate the last checkpoint of a run; writes ``evaluations/<split>-<tasks>.json``."""
-    experiment = build_experiment(config)
     state = load_checkpoint(checkpoint_path(run_dir))
-    experiment.load_state_dict(state["experiment"])
-    curve = experiment.evaluate(tasks, split)
+    with opened_experiment(config) as experiment:
+        experiment.load_state_dict(state["experiment"])
+        curve = experiment.evaluate(tasks, split)
     out = run_dir / "evaluations" / f"{split}-{curve.num_tasks}tasks.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(
