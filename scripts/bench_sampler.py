@@ -21,7 +21,12 @@ The time of the batched backend is split into physics (its paired ceiling's time
 same policy calls on the recorded observations) and the rest (env bookkeeping, buffers). torch
 runs on one thread everywhere (REFERENCE section 5: more threads starve MuJoCo's).
 
+``--env-kwargs`` passes keyword arguments to every env (for HalfCheetah, ``'{"frame_skip": 5}'``
+gives Gymnasium v5's timing, five physics steps per env step; the task envs default to the MAML
+code's one).
+
     python scripts/bench_sampler.py --json
+    python scripts/bench_sampler.py --env-kwargs '{"frame_skip": 5}' --json
     python scripts/bench_sampler.py --tasks 4 --episodes 5 --horizon 50 --repeats 1 --json
 """
 
@@ -73,11 +78,13 @@ def adapted_params(policy: GaussianMLPPolicy, tasks: int, seed: int = 0) -> dict
 class HandWrittenSyncVector:
     """The loop a user writes: SyncVectorEnv of gymnasium.make copies, one policy call a step."""
 
-    def __init__(self, env_id: str, policy, tasks: list[dict], episodes: int, horizon: int):
+    def __init__(
+        self, env_id: str, policy, tasks: list[dict], episodes: int, horizon: int, kwargs: dict
+    ):
         self.policy, self.tasks, self.episodes, self.horizon = policy, tasks, episodes, horizon
         n = len(tasks) * episodes
         self.venv = gymnasium.vector.SyncVectorEnv(
-            [lambda: gymnasium.make(env_id, max_episode_steps=horizon)] * n
+            [lambda: gymnasium.make(env_id, max_episode_steps=horizon, **kwargs)] * n
         )
         for i, env in enumerate(self.venv.envs):
             env.unwrapped.set_task(tasks[i // episodes])
@@ -114,11 +121,18 @@ def build_runners(args, names, policy, params, tasks) -> dict:
     for name in names:
         if name == "sync_vector":
             runners[name] = HandWrittenSyncVector(
-                args.env, policy, tasks, args.episodes, args.horizon
+                args.env, policy, tasks, args.episodes, args.horizon, args.env_kwargs
             )
             continue
         workers = args.num_workers if name in ("process", "ray") else None
-        sampler = Sampler(args.env, policy, backend=name, horizon=args.horizon, num_workers=workers)
+        sampler = Sampler(
+            args.env,
+            policy,
+            env_kwargs=args.env_kwargs,
+            backend=name,
+            horizon=args.horizon,
+            num_workers=workers,
+        )
         if name in ("process", "ray"):
             sampler.sample(params, tasks, args.episodes, np.random.default_rng(0))
         else:
@@ -130,9 +144,11 @@ def build_runners(args, names, policy, params, tasks) -> dict:
 class Ceiling:
     """Open-loop replay of executed actions on a bare ``mujoco.batch`` (None for other envs)."""
 
-    def __init__(self, env_id: str, tasks: list[dict], episodes: int):
+    def __init__(self, env_id: str, tasks: list[dict], episodes: int, kwargs: dict):
         n = len(tasks) * episodes
-        self.venv = gymnasium.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point")
+        self.venv = gymnasium.make_vec(
+            env_id, num_envs=n, vectorization_mode="vector_entry_point", **kwargs
+        )
         self.u = self.venv.unwrapped
         self.available = hasattr(self.u, "batch")
         if self.available:
@@ -162,15 +178,23 @@ def main(argv=None):
         choices=ALL,
         help=f"default: all of {ALL} (ray when importable)",
     )
+    p.add_argument(
+        "--env-kwargs",
+        type=json.loads,
+        default={},
+        help="JSON keyword arguments for the env, e.g. '{\"frame_skip\": 5}'",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object last")
     args = p.parse_args(argv)
+    if not isinstance(args.env_kwargs, dict):
+        p.error(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
     for name in ("tasks", "episodes", "horizon", "repeats"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1")
     names = list(args.backends or [b for b in ALL if b != "ray" or ray_importable()])
     torch.set_num_threads(1)
 
-    env = gymnasium.make(args.env)
+    env = gymnasium.make(args.env, **args.env_kwargs)
     tasks = env.unwrapped.sample_tasks(args.tasks, np.random.default_rng(0))
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     policy = GaussianMLPPolicy(
@@ -179,7 +203,7 @@ def main(argv=None):
     params = adapted_params(policy, args.tasks)
     t_setup = time.perf_counter()
     runners = build_runners(args, names, policy, params, tasks)
-    ceiling = Ceiling(args.env, tasks, args.episodes)
+    ceiling = Ceiling(args.env, tasks, args.episodes, args.env_kwargs)
     setup_s = time.perf_counter() - t_setup
 
     rates: dict[str, list[float]] = {name: [] for name in names}
@@ -234,6 +258,7 @@ def summarize(args, rates, ratios, ceilings, split, setup_s) -> dict:
         speedup = statistics.median(a / b for a, b in zip(rates[best], sync))
     result = {
         "env": args.env,
+        "env_kwargs": args.env_kwargs,
         "tasks": args.tasks,
         "episodes": args.episodes,
         "horizon": args.horizon,
