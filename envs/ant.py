@@ -35,6 +35,11 @@ it after the step with ``mj_rnePostConstraint``; we do it this way because ``muj
 only produce the in-step value, and single and batched envs must agree. The contact cost is tiny
 either way.
 
+Timing: v5's (0.01 s timestep, ``frame_skip`` 5, so 0.05 s per env step). The MAML code's rllab
+``ant.xml`` has a 0.02 s RK4 timestep and no frame skip (0.02 s per step), and actuators with
+``ctrlrange`` +-150 and gear 1 where v5 has +-1 and gear 150. Unlike the HalfCheetah tasks (which
+use the code's timing) this is not matched yet: no Ant result has been reproduced.
+
 Version history: v0, first version.
 """
 
