@@ -131,6 +131,10 @@ class AlgoConfig(StrictModel):
                                  Hessian-vector products (1.0 = exact, the papers' setting;
                                  0.2 = OpenAI Baselines' TRPO); the gradient and the line
                                  search's KL test always use every episode
+    ``calibrate_step``           rescale TRPO's step so that its KL measured on every episode
+                                 is ``max_kl`` before the line search (one extra evaluation;
+                                 for ``hvp_subsample < 1``, whose noisy curvature makes steps
+                                 reach about half the bound)
     ``epsilon``                  Reptile outer step size
     ``task_batching``            inner step over tasks: ``vmap``, ``loop``, ``auto`` (= vmap,
                                  faster for policy-gradient steps on this machine)
@@ -152,6 +156,7 @@ class AlgoConfig(StrictModel):
     ls_max_steps: int = Field(default=15, gt=0)
     ls_backtrack: float = Field(default=0.8, gt=0, lt=1)
     hvp_subsample: float = Field(default=1.0, gt=0, le=1)
+    calibrate_step: bool = False
     epsilon: float = Field(default=0.1, gt=0, le=1)
     task_batching: Literal["auto", "vmap", "loop"] = "auto"
 

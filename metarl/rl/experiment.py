@@ -94,6 +94,7 @@ class RLExperiment:
                 algo.ls_max_steps,
                 algo.ls_backtrack,
                 algo.hvp_subsample,
+                algo.calibrate_step,
             )
         else:
             self.algo = ReptileRL(
@@ -116,7 +117,14 @@ class RLExperiment:
             "time/inner_s": m["inner_s"] - sample_s,
             "time/outer_s": m["outer_s"],
         }
-        for key in ("kl", "surrogate_change", "ls_steps", "ls_accepted", "param_change"):
+        for key in (
+            "kl",
+            "surrogate_change",
+            "ls_steps",
+            "ls_accepted",
+            "step_scale",
+            "param_change",
+        ):
             if key in m:
                 out[f"train/{key}"] = m[key]
         return out
