@@ -132,7 +132,7 @@ class AlgoConfig(StrictModel):
                                  0.2 = OpenAI Baselines' TRPO); the gradient and the line
                                  search's KL test always use every episode
     ``calibrate_step``           rescale TRPO's step so that its KL measured on every episode
-                                 is ``max_kl`` before the line search (one extra evaluation;
+                                 is 95% of ``max_kl`` before the line search (one extra evaluation;
                                  for ``hvp_subsample < 1``, whose noisy curvature makes steps
                                  reach about half the bound)
     ``epsilon``                  Reptile outer step size

@@ -42,8 +42,8 @@ def test_subsampled_curvature_still_takes_trust_region_steps():
 
 
 def test_calibration_rescales_the_step_to_the_measured_kl():
-    """calibrate_step: scale = sqrt(max_kl / KL measured at the full step), within [1/4, 4]; so a
-    quadratic KL lands exactly on max_kl."""
+    """calibrate_step: scale = sqrt(target / KL measured at the full step), within [1/4, 4]; so a
+    quadratic KL lands exactly on the target (95% of max_kl in MAML-TRPO)."""
     from metarl.rl.maml_trpo import _calibration
 
     theta = torch.zeros(3)
@@ -53,7 +53,7 @@ def test_calibration_rescales_the_step_to_the_measured_kl():
         return 0.0, float(0.5 * (curvature * x * x).sum())
 
     step = torch.tensor([0.01, -0.02, 0.005])
-    scale = _calibration(quadratic, theta, step, max_kl=0.01)
+    scale = _calibration(quadratic, theta, step, target_kl=0.01)
     assert quadratic(scale * step)[1] == pytest.approx(0.01, rel=1e-6)
     assert _calibration(quadratic, theta, 1e-6 * step, 0.01) == 4.0  # at most 4x up
     assert _calibration(quadratic, theta, 1e3 * step, 0.01) == 0.25  # at most 4x down
