@@ -84,6 +84,22 @@ def _pattern_folder(root, classes=12, per_class=8, size=12, seed=0):
     return root
 
 
+def _folder_task(tmp_path, query: int) -> dict:
+    """3-way 1-shot tasks over :func:`_pattern_folder` classes, split by ratio."""
+    return {
+        "name": "folder",
+        "folder": str(_pattern_folder(tmp_path / "images")),
+        "ways": 3,
+        "shots": 1,
+        "query": query,
+        "image_size": 12,
+        "channels": 1,
+        "split": "ratio",
+        "split_ratios": [0.5, 0.25, 0.25],
+        "cache_dir": str(tmp_path / "cache"),
+    }
+
+
 @pytest.mark.parametrize(
     "algo, iterations",
     [
@@ -109,20 +125,8 @@ def _pattern_folder(root, classes=12, per_class=8, size=12, seed=0):
     ),
 )
 def test_image_episodes_from_a_folder_learn_above_chance(tmp_path, algo, iterations):
-    root = _pattern_folder(tmp_path / "images")
     cfg = make(
-        task={
-            "name": "folder",
-            "folder": str(root),
-            "ways": 3,
-            "shots": 1,
-            "query": 2,
-            "image_size": 12,
-            "channels": 1,
-            "split": "ratio",
-            "split_ratios": [0.5, 0.25, 0.25],
-            "cache_dir": str(tmp_path / "cache"),
-        },
+        task=_folder_task(tmp_path, query=2),
         model={"name": "conv4", "filters": 8, "pooling": "stride", "normalization": "batch"},
         algo={"meta_batch_size": 4, "outer_lr": 3.0e-3, "task_batching": "vmap", **algo},
         train={"iterations": iterations},
@@ -140,19 +144,7 @@ def test_image_episodes_from_a_folder_learn_above_chance(tmp_path, algo, iterati
 
 
 def test_reptile_code_protocol_uses_train_shots_batches_and_carried_state(tmp_path):
-    root = _pattern_folder(tmp_path / "images")
-    task = {
-        "name": "folder",
-        "folder": str(root),
-        "ways": 3,
-        "shots": 1,
-        "query": 1,
-        "image_size": 12,
-        "channels": 1,
-        "split": "ratio",
-        "split_ratios": [0.5, 0.25, 0.25],
-        "cache_dir": str(tmp_path / "cache"),
-    }
+    task = _folder_task(tmp_path, query=1)
     algo = {
         "name": "reptile",
         "inner_lr": 1.0e-2,
