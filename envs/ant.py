@@ -82,7 +82,7 @@ class _AntTaskEnv(MujocoTaskMixin, AntEnv):
             else int(mb)
         )
 
-    def _v_obs(self, qpos, qvel, cfrc):
+    def _v_obs(self, qpos, qvel, cfrc, sensordata):
         start = 2 if self._exclude_current_positions_from_observation else 0
         parts = [qpos[:, start:], qvel]
         if self._include_cfrc_ext_in_observation:

@@ -67,13 +67,21 @@ class BatchedMujocoVectorEnv(BatchedTaskVectorEnv):
         self.model = single.model
         self.frame_skip = single.frame_skip
         self.dt = single.dt
-        self.batch = mjbatch.Batch(self.model, self.num_envs, self.nthread)
+        # families with extra sensors read them at the new state: each step ends with the
+        # position and velocity stages (stage VEL), which a persistent batch reuses in its next
+        # step instead of recomputing them
+        self._stage = int(mujoco.mjtStage.mjSTAGE_VEL) if single._sensors else 0
+        self.batch = mjbatch.Batch(
+            self.model, self.num_envs, self.nthread, persistent=bool(single._sensors)
+        )
         self.qpos = self.batch.bind("qpos")
         self.qvel = self.batch.bind("qvel")
         self.ctrl = self.batch.bind("ctrl")
         self._xpos = self.batch.bind("xpos") if single._uses_xpos else None
         self._cfrc = self.batch.bind("cfrc_ext") if single._uses_cfrc else None
         self._zero_cfrc = np.zeros((self.num_envs, self.model.nbody, 6))
+        self._sens = self.batch.bind("sensordata") if single._sensors else None
+        self._no_sens = np.zeros((self.num_envs, 0))
         self._tarr = single._task_arrays([single._sample_task(self._rng)] * self.num_envs)
         self._all = np.arange(self.num_envs)
         self._noise = float(single._reset_noise_scale)
@@ -82,6 +90,10 @@ class BatchedMujocoVectorEnv(BatchedTaskVectorEnv):
     @property
     def _cfrc_now(self):
         return self._cfrc if self._cfrc is not None else self._zero_cfrc
+
+    @property
+    def _sens_now(self):
+        return self._sens if self._sens is not None else self._no_sens
 
     def _warn_counts(self) -> np.ndarray:
         return self.batch.warning[:, _UNSTABLE_WARNINGS, 1].sum(axis=1)
@@ -113,12 +125,11 @@ class BatchedMujocoVectorEnv(BatchedTaskVectorEnv):
         self.batch.reset(None if full else ids, stage=mujoco.mjtStage.mjSTAGE_NONE)
         self.qpos[ids] = qpos
         self.qvel[ids] = qvel
-        if self._cfrc is not None:  # the single env's set_state runs mj_forward (probe sensor)
+        if self._cfrc is not None or self._sens is not None:
+            # the single env's set_state runs mj_forward (probe sensor, extra sensors)
             self.batch.forward(None if full else ids)
-            cfrc = self._cfrc[ids]
-        else:
-            cfrc = self._zero_cfrc[:k]
-        return env._v_obs(self.qpos[ids], self.qvel[ids], cfrc)
+        cfrc = self._cfrc[ids] if self._cfrc is not None else self._zero_cfrc[:k]
+        return env._v_obs(self.qpos[ids], self.qvel[ids], cfrc, self._sens_now[ids])
 
     def _step_copies(self, actions, active):
         env = self.single_env
@@ -129,15 +140,16 @@ class BatchedMujocoVectorEnv(BatchedTaskVectorEnv):
         ids = None if active is None else np.flatnonzero(active)
         failed = np.zeros(self.num_envs, dtype=bool)
         try:
-            self.batch.step(ids, nstep=self.frame_skip)
+            self.batch.step(ids, nstep=self.frame_skip, stage=self._stage)
         except mjbatch.SimulationError as e:
             failed[e.ids] = True
         pos_after = env._v_pos(self.qpos, self._xpos)
-        vel = (pos_after - pos_before) / self.dt
+        sens = self._sens_now
+        vel = env._v_vel(pos_before, pos_after, sens)
         healthy = env._v_healthy(self.qpos, self.qvel)
         cfrc = self._cfrc_now
         reward = env._v_reward(vel, pos_after, actions, healthy, cfrc, self._tarr)
-        obs = env._v_obs(self.qpos, self.qvel, cfrc)
+        obs = env._v_obs(self.qpos, self.qvel, cfrc, sens)
         finite = np.isfinite(self.qpos).all(axis=1) & np.isfinite(self.qvel).all(axis=1)
         unstable = failed | ~finite | (self._warn_counts() > warn_before)
         terminated = unstable | ~healthy if self._terminate else unstable.copy()

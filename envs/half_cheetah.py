@@ -18,6 +18,19 @@ ctrl_cost_weight  0.05    MAML paper (v5: 0.1)
 frame_skip        1       MAML code (v5: 5), so one env step is 0.01 s and an episode 2 s
 ================= ======= ================================================================
 
+New kwargs, for the MAML code's (rllab's) observation and velocity:
+
+================= ======= ================================================================
+name              default meaning
+================= ======= ================================================================
+observe_com       False   append the whole body's centre of mass (x, y, z) to the
+                          observation (20-d, rllab's ``get_body_com("torso")``, the torso's
+                          subtree centre of mass), after the step
+velocity          "root"  ``v_x`` of the reward: ``"root"`` is v5's finite difference of the
+                          root's x; ``"com"`` the whole body's centre-of-mass x velocity
+                          after the step (rllab's ``get_body_comvel("torso")``)
+================= ======= ================================================================
+
 Why ``frame_skip=1``: the MAML code (``cbfinn/maml_rl``, rllab's ``MujocoEnv``) reads the frame
 skip from a ``<numeric name="frame_skip">`` in the model file and defaults to 1; rllab's
 ``half_cheetah.xml`` has none and a 0.01 s timestep, so its 200-step episodes last 2 s of
@@ -27,9 +40,10 @@ come from that env. Pass ``frame_skip=5`` for v5's timing.
 (``forward_reward_weight`` is unused: the task term replaces the forward reward.)
 Horizon 200. No termination.
 
-Deviations from the MAML env: the observation is v5's 17-d one (qpos[1:], qvel); the MAML env
-used 20-d (it also had the torso's center-of-mass position). No ``mj_rnePostConstraint`` after the
-step (unused by HalfCheetah). Instability handling, see :mod:`envs.mujoco_base`.
+Deviations from the MAML env by default: the observation is v5's 17-d one (qpos[1:], qvel) and
+``v_x`` the root's finite difference (``observe_com=True, velocity="com"`` give the MAML code's);
+initial-state noise is v5's (qpos U(-0.1, 0.1), qvel 0.1 N(0, 1); rllab: qpos 0.01 N(0, 1)).
+No ``mj_rnePostConstraint`` after the step (unused by HalfCheetah). Instability handling, see :mod:`envs.mujoco_base`.
 
 Version history: v0, first version (``frame_skip`` default changed from v5's 5 to the MAML code's
 1 before any release; runs made earlier set ``frame_skip: 5`` in their config to be reproduced).
@@ -37,24 +51,68 @@ Version history: v0, first version (``frame_skip`` default changed from v5's 5 t
 
 from __future__ import annotations
 
+import mujoco
 import numpy as np
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
+from gymnasium.spaces import Box
 from gymnasium.utils import EzPickle
 
 from envs.base import TaskParam, stack_task_values
 from envs.mujoco_base import MujocoTaskMixin
 
+_COM, _COM_VEL = "metarl_com", "metarl_com_vel"  # subtree of the root body "torso": whole body
+
 
 class _HalfCheetahTaskEnv(MujocoTaskMixin, HalfCheetahEnv):
     horizon = 200
 
-    def __init__(self, ctrl_cost_weight: float = 0.05, frame_skip: int = 1, **kwargs):
+    def __init__(
+        self,
+        ctrl_cost_weight: float = 0.05,
+        frame_skip: int = 1,
+        observe_com: bool = False,
+        velocity: str = "root",
+        **kwargs,
+    ):
+        if velocity not in ("root", "com"):
+            raise ValueError(
+                f"velocity must be 'root' (v5's finite difference of the root's x) or 'com' (the "
+                f"whole body's centre-of-mass velocity, as the MAML code), got {velocity!r}"
+            )
+        if not isinstance(observe_com, bool):
+            raise ValueError(f"observe_com must be true or false, got {observe_com!r}")
+        self._observe_com = observe_com
+        self._com_velocity = velocity == "com"
+        if observe_com or self._com_velocity:
+            self._sensors = (
+                (_COM, mujoco.mjtSensor.mjSENS_SUBTREECOM, "torso"),
+                (_COM_VEL, mujoco.mjtSensor.mjSENS_SUBTREELINVEL, "torso"),
+            )
         super().__init__(ctrl_cost_weight=ctrl_cost_weight, frame_skip=frame_skip, **kwargs)
-        EzPickle.__init__(self, ctrl_cost_weight=ctrl_cost_weight, frame_skip=frame_skip, **kwargs)
+        EzPickle.__init__(
+            self,
+            ctrl_cost_weight=ctrl_cost_weight,
+            frame_skip=frame_skip,
+            observe_com=observe_com,
+            velocity=velocity,
+            **kwargs,
+        )
+        if observe_com:
+            size = self.observation_space.shape[0] + 3
+            self.observation_space = Box(-np.inf, np.inf, (size,), np.float64)
+            self.observation_structure["com"] = 3
 
-    def _v_obs(self, qpos, qvel, cfrc):
+    def _v_obs(self, qpos, qvel, cfrc, sensordata):
         start = 1 if self._exclude_current_positions_from_observation else 0
-        return np.concatenate([qpos[:, start:], qvel], axis=1)
+        parts = [qpos[:, start:], qvel]
+        if self._observe_com:
+            parts.append(self._sensor(sensordata, _COM))
+        return np.concatenate(parts, axis=1)
+
+    def _v_vel(self, pos_before, pos_after, sensordata):
+        if self._com_velocity:
+            return self._sensor(sensordata, _COM_VEL)[:, :2]
+        return super()._v_vel(pos_before, pos_after, sensordata)
 
     def _ctrl_cost(self, action):
         return self._ctrl_cost_weight * np.sum(np.square(action), axis=1)

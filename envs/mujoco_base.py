@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Sequence
 from typing import ClassVar
 
 import mujoco
@@ -58,19 +59,29 @@ def quiet_mujoco_load():
         mujoco.set_mju_user_warning(prev)
 
 
-def load_model(path: str, probe_body: str | None = None) -> mujoco.MjModel:
+def load_model(
+    path: str, probe_body: str | None = None, sensors: Sequence[tuple[str, int, str]] = ()
+) -> mujoco.MjModel:
     """Load ``path``; with ``probe_body`` add a frame-acceleration sensor on that body, which
-    makes MuJoCo compute ``cfrc_ext`` inside ``mj_step`` (and inside ``mujoco.batch``)."""
+    makes MuJoCo compute ``cfrc_ext`` inside ``mj_step`` (and inside ``mujoco.batch``).
+    ``sensors``: further ``(name, mjtSensor, body name)`` sensors to add (read from
+    ``sensordata`` by name)."""
+    extra = list(sensors)
+    if probe_body is not None:
+        extra.insert(0, ("metarl_cfrc_probe", mujoco.mjtSensor.mjSENS_FRAMELINACC, probe_body))
     with quiet_mujoco_load():
-        if probe_body is None:
+        if not extra:
             return mujoco.MjModel.from_xml_path(path)
         spec = mujoco.MjSpec.from_file(path)
-        s = spec.add_sensor()
-        s.name = "metarl_cfrc_probe"
-        s.type = mujoco.mjtSensor.mjSENS_FRAMELINACC
-        s.objtype = mujoco.mjtObj.mjOBJ_BODY
-        s.objname = probe_body
-        return spec.compile()
+        for name, kind, body in extra:
+            s = spec.add_sensor()
+            s.name = name
+            s.type = kind
+            s.objtype = mujoco.mjtObj.mjOBJ_BODY
+            s.objname = body
+        with warnings.catch_warnings():  # mujoco 4 warns about settotalmass here too
+            warnings.filterwarnings("ignore", message=".*settotalmass.*")
+            return spec.compile()
 
 
 class MujocoTaskMixin(TaskEnvMixin):
@@ -81,12 +92,18 @@ class MujocoTaskMixin(TaskEnvMixin):
     _uses_cfrc: ClassVar[bool] = False  # obs/reward read cfrc_ext (adds the probe sensor)
     _probe_body: ClassVar[str] = "torso"
     _terminates: ClassVar[bool] = False  # unhealthy ends the episode (if the kwarg allows)
+    # extra (name, mjtSensor, body) sensors; when set, position- and velocity-dependent fields
+    # and sensors are recomputed at the new state after every step (``_v_obs``/``_v_vel`` read
+    # ``sensordata``), as ``mujoco.batch``'s ``stage=mjSTAGE_VEL`` does
+    _sensors: tuple[tuple[str, int, str], ...] = ()
 
     _tarr: dict = {}
 
     # ---------------------------------------------------------------- simulation plumbing
     def _initialize_simulation(self):
-        model = load_model(self.fullpath, self._probe_body if self._uses_cfrc else None)
+        model = load_model(
+            self.fullpath, self._probe_body if self._uses_cfrc else None, self._sensors
+        )
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
         model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
         return model, mujoco.MjData(model)
@@ -116,8 +133,17 @@ class MujocoTaskMixin(TaskEnvMixin):
         return {}
 
     # ---------------------------------------------------------------- vectorised hooks
-    def _v_obs(self, qpos, qvel, cfrc):
+    def _v_obs(self, qpos, qvel, cfrc, sensordata):
         raise NotImplementedError
+
+    def _v_vel(self, pos_before, pos_after, sensordata):
+        """(n, 2) velocity used by the reward: by default the finite difference of ``_v_pos``."""
+        return (pos_after - pos_before) / self.dt
+
+    def _sensor(self, sensordata, name: str):
+        """Columns of ``sensordata`` (n, nsensordata) that belong to sensor ``name``."""
+        s = self.model.sensor(name)
+        return sensordata[:, int(s.adr[0]) : int(s.adr[0]) + int(s.dim[0])]
 
     def _v_pos(self, qpos, xpos):
         """(n, 2) position whose finite difference is the velocity in the reward."""
@@ -147,7 +173,7 @@ class MujocoTaskMixin(TaskEnvMixin):
 
     def _get_obs(self):
         d = self.data
-        return self._v_obs(d.qpos[None], d.qvel[None], d.cfrc_ext[None])[0]
+        return self._v_obs(d.qpos[None], d.qvel[None], d.cfrc_ext[None], d.sensordata[None])[0]
 
     def step(self, action):
         action = np.asarray(action, dtype=np.float64)
@@ -159,8 +185,13 @@ class MujocoTaskMixin(TaskEnvMixin):
             not (np.isfinite(d.qpos).all() and np.isfinite(d.qvel).all())
             or (self._warning_counts() > warn_before).any()
         )
+        if self._sensors:  # make sensors current at the new state (mujoco.batch: stage VEL)
+            for stage in (mujoco.mj_fwdPosition, mujoco.mj_sensorPos):
+                stage(self.model, self.data)
+            for stage in (mujoco.mj_fwdVelocity, mujoco.mj_sensorVel):
+                stage(self.model, self.data)
         pos_after = self._v_pos(d.qpos[None], d.xpos[None])
-        vel = (pos_after - pos_before) / self.dt
+        vel = self._v_vel(pos_before, pos_after, d.sensordata[None])
         healthy = self._v_healthy(d.qpos[None], d.qvel[None])
         reward = float(
             self._v_reward(vel, pos_after, action[None], healthy, d.cfrc_ext[None], self._tarr)[0]

@@ -58,7 +58,7 @@ class _RandParamsMixin(MujocoTaskMixin):
             for f in FIELDS
         }
 
-    def _v_obs(self, qpos, qvel, cfrc):
+    def _v_obs(self, qpos, qvel, cfrc, sensordata):
         start = 1 if self._exclude_current_positions_from_observation else 0
         return np.concatenate([qpos[:, start:], self._obs_vel(qvel)], axis=1)
 

@@ -8,6 +8,11 @@ import envs
 from envs.registry import FAMILIES
 
 FAST = [f.id for f in FAMILIES if f.vector_entry_point]
+# families with options that change what the batched path computes
+OPTIONS = [
+    ("metarl/HalfCheetahVel-v0", {"observe_com": True, "velocity": "com"}),
+    ("metarl/HalfCheetahDir-v0", {"velocity": "com"}),
+]
 N = 3
 STEPS = 25
 
@@ -42,10 +47,10 @@ def _batched_options(state):
     return {key[k]: np.stack([np.asarray(v)] * N) for k, v in state.items()}
 
 
-@pytest.mark.parametrize("env_id", FAST)
-def test_batched_equals_single(env_id):
+@pytest.mark.parametrize("env_id,kwargs", [(i, {}) for i in FAST] + OPTIONS)
+def test_batched_equals_single(env_id, kwargs):
     rng = np.random.default_rng(0)
-    env = gymnasium.make(env_id)
+    env = gymnasium.make(env_id, **kwargs)
     u = env.unwrapped
     tasks = [_deterministic_task(u, rng) for _ in range(N)]
     records = []
@@ -61,7 +66,8 @@ def test_batched_equals_single(env_id):
             if term or trunc:
                 break
         records.append((state, acts, rows))
-    venv = gymnasium.make_vec(env_id, num_envs=N, vectorization_mode="vector_entry_point")
+    venv = gymnasium.make_vec(env_id, num_envs=N, vectorization_mode="vector_entry_point", **kwargs)
+    assert venv.single_observation_space == env.observation_space
     assert venv.metadata["autoreset_mode"] == gymnasium.vector.AutoresetMode.NEXT_STEP
     venv.set_tasks(tasks)
     assert venv.get_tasks() == [u.validate_task(t) for t in tasks]

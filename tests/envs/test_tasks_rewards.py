@@ -3,6 +3,7 @@
 import math
 
 import gymnasium
+import mujoco
 import numpy as np
 import pytest
 
@@ -100,6 +101,40 @@ def test_half_cheetah_rewards():
             a = rng.uniform(-1, 1, 6)
             (_, r, *_), v = _x_vel_step(env, a)
             assert r == pytest.approx(f(v, a) - 0.05 * np.sum(a**2), rel=1e-9)
+
+
+def _rllab_body_com(env):
+    """rllab's ``get_body_com("torso")`` / ``get_body_comvel("torso")``, computed independently:
+    mass-weighted body centres of mass and ``mj_objectVelocity`` of every body, at the state."""
+    m, d = env.model, mujoco.MjData(env.model)
+    d.qpos[:], d.qvel[:] = env.data.qpos, env.data.qvel
+    mujoco.mj_forward(m, d)
+    mass = m.body_mass[1:, None]
+    vel = np.zeros((m.nbody, 6))
+    for i in range(1, m.nbody):
+        mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_BODY, i, vel[i], 0)
+    return (mass * d.xipos[1:]).sum(0) / mass.sum(), (mass * vel[1:, 3:]).sum(0) / mass.sum()
+
+
+def test_half_cheetah_maml_code_observation_and_velocity():
+    """observe_com / velocity="com": the MAML code's 20-d observation and centre-of-mass velocity."""
+    rng = np.random.default_rng(1)
+    env = make("metarl/HalfCheetahVel-v0", observe_com=True, velocity="com")
+    assert env.observation_space.shape == (20,)
+    obs, _ = env.reset(seed=0, options={"task": {"velocity": 1.3}})
+    np.testing.assert_allclose(obs[17:], _rllab_body_com(env)[0], atol=1e-12)
+    root_differs = False
+    for _ in range(20):
+        a = rng.uniform(-1, 1, 6)
+        (obs, r, *_), v_root = _x_vel_step(env, a)
+        com, com_vel = _rllab_body_com(env)
+        np.testing.assert_allclose(obs[:17], np.concatenate([env.data.qpos[1:], env.data.qvel]))
+        np.testing.assert_allclose(obs[17:], com, atol=1e-12)
+        assert r == pytest.approx(-abs(com_vel[0] - 1.3) - 0.05 * np.sum(a**2), rel=1e-9)
+        root_differs |= abs(com_vel[0] - v_root) > 1e-3
+    assert root_differs  # the option changes the reward, not just its name
+    with pytest.raises(ValueError, match="velocity must be 'root'.*or 'com'"):
+        make("metarl/HalfCheetahDir-v0", velocity="torso")
 
 
 def test_half_cheetah_timing_is_the_maml_codes():
