@@ -47,6 +47,7 @@ No ``mj_rnePostConstraint`` after the step (unused by HalfCheetah). Instability 
 
 Version history: v0, first version (``frame_skip`` default changed from v5's 5 to the MAML code's
 1 before any release; runs made earlier set ``frame_skip: 5`` in their config to be reproduced).
+``observe_com`` and ``velocity`` were added later with defaults that keep the earlier behaviour.
 """
 
 from __future__ import annotations
