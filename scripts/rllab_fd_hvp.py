@@ -36,9 +36,8 @@ from metarl.rl.trpo import (
     one_step_kl_hvp,
     unflatten,
 )
-from metarl.run.checkpoint import load_checkpoint
-from metarl.run.rundir import checkpoint_path, load_run_config
-from metarl.run.trainer import opened_experiment
+from metarl.run.rundir import load_run_config
+from metarl.run.trainer import restored_experiment
 
 RLLAB_BASE_EPS = 1e-8  # FiniteDifferenceHvp(base_eps=1e-8, symmetric=True)
 
@@ -53,9 +52,7 @@ def main(argv=None) -> None:
     config = load_run_config(args.run_dir)
     if config.domain != "rl" or config.algo.name != "maml_trpo" or config.algo.inner_steps != 1:
         p.error(f"{args.run_dir} is not a one-step MAML-TRPO run")
-    state = load_checkpoint(checkpoint_path(args.run_dir))
-    with opened_experiment(config) as exp:
-        exp.load_state_dict(state["experiment"])
+    with restored_experiment(args.run_dir, config) as (exp, state):
         algo, policy = exp.algo, exp.algo.policy
         theta = {k: v.detach().clone() for k, v in named_params(policy).items()}
         tasks = exp.task_env.sample_tasks(config.algo.meta_batch_size, np.random.default_rng(7))

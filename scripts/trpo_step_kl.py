@@ -21,9 +21,8 @@ import torch
 
 import metarl.rl.maml_trpo as maml_trpo
 from metarl.core import named_params
-from metarl.run.checkpoint import load_checkpoint
-from metarl.run.rundir import checkpoint_path, load_run_config
-from metarl.run.trainer import opened_experiment
+from metarl.run.rundir import load_run_config
+from metarl.run.trainer import restored_experiment
 
 
 def main(argv=None) -> None:
@@ -37,7 +36,6 @@ def main(argv=None) -> None:
     config = load_run_config(args.run_dir)
     if config.domain != "rl" or config.algo.name != "maml_trpo":
         p.error(f"{args.run_dir} is not a MAML-TRPO run")
-    state = load_checkpoint(checkpoint_path(args.run_dir))
 
     seen: dict = {}
     line_search = maml_trpo.line_search
@@ -49,8 +47,7 @@ def main(argv=None) -> None:
 
     maml_trpo.line_search = full_step_spy
     results, steps = {}, {}
-    with opened_experiment(config) as exp:
-        exp.load_state_dict(state["experiment"])
+    with restored_experiment(args.run_dir, config) as (exp, state):
         algo = exp.algo
         theta = {k: v.detach().clone() for k, v in named_params(algo.policy).items()}
         tasks = exp.task_env.sample_tasks(config.algo.meta_batch_size, np.random.default_rng(7))

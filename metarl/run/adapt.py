@@ -9,10 +9,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import save_checkpoint
 from .errors import UserError
-from .rundir import checkpoint_path, load_run_config
-from .trainer import opened_experiment
+from .rundir import load_run_config
+from .trainer import restored_experiment
 
 
 def adapt_run(
@@ -29,9 +29,7 @@ def adapt_run(
         raise UserError(
             f"{run_dir} is a {config.domain} run; `metarl adapt` adapts meta-RL policies"
         )  # type: ignore[attr-defined]
-    state = load_checkpoint(checkpoint_path(run_dir))
-    with opened_experiment(config) as experiment:
-        experiment.load_state_dict(state["experiment"])
+    with restored_experiment(run_dir, config) as (experiment, state):
         try:
             rows, adapted = experiment.adapt_to_tasks(tasks, steps, episodes)  # type: ignore[attr-defined]
         except ValueError as e:

@@ -28,7 +28,7 @@ from .lock import RunLock
 from .metrics import MetricsLog
 from .plots import plot_adaptation_curve
 from .progress import ProgressReporter
-from .rundir import CONFIG_NAME, checkpoint_path, create_run_dir
+from .rundir import CONFIG_NAME, checkpoint_path, create_run_dir, load_run_config
 
 
 def build_experiment(config: BaseModel) -> Experiment:
@@ -61,6 +61,34 @@ def opened_experiment(config: BaseModel) -> Iterator[Experiment]:
         close = getattr(experiment, "close", None)
         if close is not None:
             close()
+
+
+def restore_state(experiment: Experiment, state: dict[str, Any], run_dir: Path) -> None:
+    """Load a checkpoint's experiment state; one that does not fit the config is a
+    :class:`UserError` that names the checkpoint (the run directory is left as it was)."""
+    try:
+        experiment.load_state_dict(state["experiment"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as e:
+        detail = " ".join(str(e).split())  # torch's load_state_dict message spans lines
+        raise UserError(
+            f"checkpoint {checkpoint_path(run_dir)} does not match the run's config ({detail}); "
+            "nothing was changed"
+        ) from None
+
+
+@contextmanager
+def restored_experiment(
+    run_dir: Path, config: BaseModel | None = None
+) -> Iterator[tuple[Experiment, dict[str, Any]]]:
+    """The experiment of ``run_dir``'s last checkpoint, closed on the way out; yields it with the
+    checkpoint (``iteration``, ...). ``config`` defaults to the run's saved one. The checkpoint
+    is read before the (possibly slow) build, so a missing or corrupt one fails first."""
+    if config is None:
+        config = load_run_config(run_dir)
+    state = load_checkpoint(checkpoint_path(run_dir))
+    with opened_experiment(config) as experiment:
+        restore_state(experiment, state, run_dir)
+        yield experiment, state
 
 
 def curve_table(curve: AdaptationCurve, title: str) -> Table:
@@ -123,13 +151,7 @@ def _train(
     start, elapsed_before = 0, 0.0
     if resume:
         state = checkpoint if checkpoint is not None else load_checkpoint(checkpoint_path(run_dir))
-        try:
-            experiment.load_state_dict(state["experiment"])
-        except (KeyError, RuntimeError, ValueError, TypeError) as e:
-            raise UserError(
-                f"checkpoint {checkpoint_path(run_dir)} does not match the run's config ({e}); "
-                "nothing was changed"
-            ) from None
+        restore_state(experiment, state, run_dir)
         start, elapsed_before = int(state["iteration"]), float(state.get("elapsed_s", 0.0))
         console.print(f"resuming {run_dir} from iteration {start}")
     describe = getattr(experiment, "describe", None)  # optional: e.g. the resolved sampler
@@ -194,9 +216,7 @@ def evaluate_run(
     run_dir: Path, config: BaseModel, split: str, tasks: int | None
 ) -> AdaptationCurve:
     """Re-evaluate the last checkpoint of a run; writes ``evaluations/<split>-<tasks>.json``."""
-    state = load_checkpoint(checkpoint_path(run_dir))
-    with opened_experiment(config) as experiment:
-        experiment.load_state_dict(state["experiment"])
+    with restored_experiment(run_dir, config) as (experiment, state):
         curve = experiment.evaluate(tasks, split)
     out = run_dir / "evaluations" / f"{split}-{curve.num_tasks}tasks.json"
     out.parent.mkdir(exist_ok=True)

@@ -133,6 +133,30 @@ def test_truncated_checkpoint_is_reported_and_nothing_is_lost(run_copy):
     assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
 
 
+def test_checkpoint_of_another_model_is_reported_and_nothing_is_lost(run_copy):
+    """A readable checkpoint whose weights do not fit the run's config (here: a layer's weight
+    with the wrong shape) fails every command that loads it with one line naming it."""
+    run = run_copy
+    ckpt = run / "checkpoints" / "last.pt"
+    state = torch.load(ckpt, weights_only=True)
+    learner = state["experiment"]["learner"]
+    first = next(iter(learner))
+    learner[first] = torch.zeros(3, 3)
+    torch.save(state, ckpt)
+
+    def files():  # .lock only holds the pid of whoever last took the lock
+        return {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+
+    before = files()
+    for args in (("train", "--resume", str(run)), ("evaluate", str(run))):
+        res = run_cli(*args)
+        assert res.returncode == 2, res.stderr
+        assert f"checkpoint {ckpt} does not match the run's config" in res.stderr
+        assert "size mismatch" in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+    assert before == files()
+
+
 def test_run_dir_without_checkpoint(tmp_path):
     res = run_cli("evaluate", str(tmp_path))
     assert res.returncode == 2 and "not a metarl run directory" in res.stderr
