@@ -57,6 +57,7 @@ class RLExperiment:
             cfg.policy.activation,
             cfg.policy.init_log_std,
             init,
+            cfg.policy.init_output_scale,
         )
         self.sampler = Sampler(
             cfg.env.id,

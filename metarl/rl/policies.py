@@ -55,6 +55,7 @@ class Policy(nn.Module):
         hidden_sizes: Sequence[int],
         activation: str,
         generator: torch.Generator | None,
+        init_output_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -67,6 +68,7 @@ class Policy(nn.Module):
             for layer in self.layers:
                 nn.init.xavier_uniform_(layer.weight, generator=generator)
                 layer.bias.zero_()
+            self.layers[-1].weight.mul_(init_output_scale)
 
     def trunk(self, obs: Tensor) -> Tensor:
         act = ACTIVATIONS[self.activation]
@@ -114,8 +116,11 @@ class GaussianMLPPolicy(Policy):
         activation: str = "relu",
         init_log_std: float = 0.0,
         generator: torch.Generator | None = None,
+        init_output_scale: float = 1.0,
     ) -> None:
-        super().__init__(obs_dim, action_dim, hidden_sizes, activation, generator)
+        super().__init__(
+            obs_dim, action_dim, hidden_sizes, activation, generator, init_output_scale
+        )
         self.action_dim = action_dim
         self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
 
@@ -159,8 +164,11 @@ class CategoricalMLPPolicy(Policy):
         hidden_sizes: Sequence[int] = (100, 100),
         activation: str = "relu",
         generator: torch.Generator | None = None,
+        init_output_scale: float = 1.0,
     ) -> None:
-        super().__init__(obs_dim, num_actions, hidden_sizes, activation, generator)
+        super().__init__(
+            obs_dim, num_actions, hidden_sizes, activation, generator, init_output_scale
+        )
         self.num_actions = num_actions
 
     def forward(self, obs: Tensor) -> Dist:
@@ -192,8 +200,12 @@ def make_policy(
     activation: str = "relu",
     init_log_std: float = 0.0,
     generator: torch.Generator | None = None,
+    init_output_scale: float = 1.0,
 ) -> Policy:
-    """Gaussian policy for a ``Box`` action space, categorical for ``Discrete``."""
+    """Gaussian policy for a ``Box`` action space, categorical for ``Discrete``.
+
+    Weights are Xavier-uniform and biases zero; ``init_output_scale`` multiplies the output
+    layer's initial weights (0.01 starts from a nearly state-independent policy, mean ~0)."""
     from gymnasium import spaces
 
     if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
@@ -207,9 +219,10 @@ def make_policy(
             activation,
             init_log_std,
             generator,
+            init_output_scale,
         )
     if isinstance(action_space, spaces.Discrete):
         return CategoricalMLPPolicy(
-            obs_dim, int(action_space.n), hidden_sizes, activation, generator
+            obs_dim, int(action_space.n), hidden_sizes, activation, generator, init_output_scale
         )
     raise ValueError(f"unsupported action space {action_space}; use Box or Discrete")
