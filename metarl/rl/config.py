@@ -51,13 +51,16 @@ class PolicyConfig(StrictModel):
     or ``tanh``; ``init_log_std``: initial log standard deviation of the Gaussian (paper: 0);
     ``init_output_scale``: factor on the output layer's Xavier-initialised weights (1: the MAML
     code's init; 0.01: the initial policy's mean is nearly 0 in every state, so it favours no
-    direction, as Stable-Baselines3's policy head; see docs/RESULTS.md, HalfCheetah).
+    direction, as Stable-Baselines3's policy head; see docs/RESULTS.md, HalfCheetah);
+    ``init_seed``: seed of the initial weights alone (default: the run's ``seed``), to tell the
+    initialisation's share of seed-to-seed spread from the rest (tasks, noise, resets).
     """
 
     hidden_sizes: list[int] = Field(default_factory=lambda: [100, 100])
     activation: Literal["relu", "tanh"] = "relu"
     init_log_std: float = 0.0
     init_output_scale: float = Field(1.0, ge=0.0)
+    init_seed: int | None = None
 
     @field_validator("hidden_sizes")
     @classmethod

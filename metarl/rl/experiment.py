@@ -1,9 +1,9 @@
 """The meta-RL experiment the run layer drives (:class:`metarl.run.experiment.Experiment`).
 
 Random streams, all derived from ``cfg.seed``: training tasks (``[seed, 0]``), exploration noise
-and env resets (``[seed, 1]``), policy initialisation (torch generator seeded with ``seed``), and
-per-split evaluation streams (``[seed, 7, split]``) that are rebuilt on every ``evaluate`` call, so
-evaluating never advances training.
+and env resets (``[seed, 1]``), policy initialisation (torch generator seeded with ``seed``, or
+with ``policy.init_seed`` when set), and per-split evaluation streams (``[seed, 7, split]``) that
+are rebuilt on every ``evaluate`` call, so evaluating never advances training.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ class RLExperiment:
         self.sample_rng = np.random.default_rng([cfg.seed, 1])
         self.env = gymnasium.make(cfg.env.id, **cfg.env.kwargs)
         self.task_env = self.env.unwrapped
-        init = torch.Generator().manual_seed(cfg.seed)
+        init_seed = cfg.seed if cfg.policy.init_seed is None else cfg.policy.init_seed
+        init = torch.Generator().manual_seed(init_seed)
         self.policy = make_policy(
             self.env.observation_space,
             self.env.action_space,

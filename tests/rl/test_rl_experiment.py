@@ -155,3 +155,20 @@ def test_inner_run_uses_the_step_size_schedule():
         RLConfig.model_validate(
             {"train": {"iterations": 1}, "env": {"id": NAV}, "eval": {"inner_lrs": [0.5, 0.0]}}
         )
+
+
+def test_init_seed_sets_the_initial_weights_and_nothing_else():
+    def cfg(seed, init_seed=None):
+        c = small_config("reptile", inner_steps=1)
+        return c.model_copy(
+            update={"seed": seed, "policy": c.policy.model_copy(update={"init_seed": init_seed})}
+        )
+
+    base, other, swapped = build(cfg(0)), build(cfg(4)), build(cfg(4, init_seed=0))
+    for name, p in base.policy.named_parameters():
+        torch.testing.assert_close(dict(swapped.policy.named_parameters())[name], p)
+    assert not torch.equal(base.policy.layers[0].weight, other.policy.layers[0].weight)
+    # the other streams stay the run seed's: tasks and exploration noise as seed 4
+    assert swapped.state_dict()["task_rng"] == other.state_dict()["task_rng"]
+    assert swapped.state_dict()["sample_rng"] == other.state_dict()["sample_rng"]
+    assert swapped.state_dict()["task_rng"] != base.state_dict()["task_rng"]
