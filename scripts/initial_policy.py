@@ -3,8 +3,8 @@
 Builds each seed's experiment from a config exactly as ``metarl train`` would (same policy
 initialisation, same sampler and noise streams) and samples the initial policy, without
 training, on each ``--task``. On HalfCheetahDir the forward and backward returns show whether an
-initial policy already runs one way: their difference is ``2 * sum_t v_x(t)``, so
-``(R(+1) - R(-1)) / (2 * 200)`` is the mean velocity in m/s over the 200 steps.
+initial policy already runs one way: their difference is ``2 * sum_t v_x(t)`` in expectation
+(the control costs cancel), so ``(R(+1) - R(-1)) / (2 * 200)`` is the mean velocity in m/s.
 
     python scripts/initial_policy.py configs/maml_trpo/half_cheetah_dir.yaml --seeds 0 1 2 3 4 \\
         --task direction=1 --task direction=-1 [--set policy.init_output_scale=0.01] [--json]

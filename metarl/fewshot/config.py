@@ -127,7 +127,7 @@ class FewShotConfig(StrictModel):
     """A supervised few-shot experiment."""
 
     domain: Literal["fewshot"]
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     task: TaskConfig = Field(default_factory=TaskConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     algo: AlgoConfig = Field(default_factory=AlgoConfig)

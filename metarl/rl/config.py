@@ -51,7 +51,8 @@ class PolicyConfig(StrictModel):
     or ``tanh``; ``init_log_std``: initial log standard deviation of the Gaussian (paper: 0);
     ``init_output_scale``: factor on the output layer's Xavier-initialised weights (1: the MAML
     code's init; 0.01: the initial policy's mean is nearly 0 in every state, so it favours no
-    direction, as Stable-Baselines3's policy head; see docs/RESULTS.md, HalfCheetah);
+    direction, as Stable-Baselines3's policy head; it did not help on HalfCheetahDir,
+    docs/RESULTS.md);
     ``init_seed``: seed of the initial weights alone (default: the run's ``seed``), to tell the
     initialisation's share of seed-to-seed spread from the rest (tasks, noise, resets).
     """
@@ -60,7 +61,7 @@ class PolicyConfig(StrictModel):
     activation: Literal["relu", "tanh"] = "relu"
     init_log_std: float = 0.0
     init_output_scale: float = Field(1.0, ge=0.0)
-    init_seed: int | None = None
+    init_seed: int | None = Field(None, ge=0)
 
     @field_validator("hidden_sizes")
     @classmethod
@@ -201,7 +202,7 @@ class RLConfig(StrictModel):
     """
 
     domain: Literal["rl"] = "rl"
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     train: TrainConfig
     env: EnvConfig
     policy: PolicyConfig = Field(default_factory=PolicyConfig)

@@ -129,6 +129,9 @@ def test_config_rejects_unknown_env_and_keys():
         RLConfig.model_validate(
             {"train": {"iterations": 1}, "env": {"id": NAV}, "algo": {"max_kl": -1.0}}
         )
+    for bad in ({"seed": -1}, {"policy": {"init_seed": -1}}):  # numpy would fail unnamed
+        with pytest.raises(ValidationError, match="seed"):
+            RLConfig.model_validate({"train": {"iterations": 1}, "env": {"id": NAV}, **bad})
 
 
 def test_inner_run_uses_the_step_size_schedule():
