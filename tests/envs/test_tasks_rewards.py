@@ -23,6 +23,7 @@ def test_task_api_basics():
     assert env.get_task() == {"velocity": 2.5}
     _, info = env.reset(seed=0)
     assert info["task"] == {"velocity": 2.5}
+    env.action_space.seed(0)
     _, _, _, _, info = env.step(env.action_space.sample())
     assert info["task"] == {"velocity": 2.5}
     _, info = env.reset(options={"task": {"velocity": 1.0}})
