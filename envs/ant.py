@@ -102,7 +102,7 @@ class _AntTaskEnv(MujocoTaskMixin, AntEnv):
     def _costs_and_bonus(self, action, healthy, cfrc):
         lo, hi = self._contact_force_range
         n = len(action)
-        ctrl = self._ctrl_cost_weight * np.sum(np.square(action), axis=1)
+        ctrl = self._v_ctrl_cost(action)
         contact = self._contact_cost_weight * np.sum(
             np.square(np.clip(cfrc, lo, hi)).reshape(n, -1), axis=1
         )

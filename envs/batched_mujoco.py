@@ -149,6 +149,7 @@ class BatchedMujocoVectorEnv(BatchedTaskVectorEnv):
         healthy = env._v_healthy(self.qpos, self.qvel)
         cfrc = self._cfrc_now
         reward = env._v_reward(vel, pos_after, actions, healthy, cfrc, self._tarr)
+        reward_ctrl = -env._v_ctrl_cost(actions)
         obs = env._v_obs(self.qpos, self.qvel, cfrc, sens)
         finite = np.isfinite(self.qpos).all(axis=1) & np.isfinite(self.qvel).all(axis=1)
         unstable = failed | ~finite | (self._warn_counts() > warn_before)
@@ -156,7 +157,8 @@ class BatchedMujocoVectorEnv(BatchedTaskVectorEnv):
         if unstable.any():
             obs[unstable] = 0.0
             reward[unstable] = 0.0
-        return obs, reward, terminated, unstable, {}
+            reward_ctrl[unstable] = 0.0
+        return obs, reward, terminated, unstable, {"reward_ctrl": reward_ctrl}
 
     def render(self):  # pragma: no cover - rendering is the single env's job
         return None

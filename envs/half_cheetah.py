@@ -115,9 +115,6 @@ class _HalfCheetahTaskEnv(MujocoTaskMixin, HalfCheetahEnv):
             return self._sensor(sensordata, _COM_VEL)[:, :2]
         return super()._v_vel(pos_before, pos_after, sensordata)
 
-    def _ctrl_cost(self, action):
-        return self._ctrl_cost_weight * np.sum(np.square(action), axis=1)
-
 
 class HalfCheetahVelEnv(_HalfCheetahTaskEnv):
     """Run at a target forward velocity (see module docstring)."""
@@ -133,7 +130,7 @@ class HalfCheetahVelEnv(_HalfCheetahTaskEnv):
         return {"velocity": stack_task_values(tasks, "velocity")}
 
     def _v_reward(self, vel, pos, action, healthy, cfrc, tarr):
-        return -np.abs(vel[:, 0] - tarr["velocity"]) - self._ctrl_cost(action)
+        return -np.abs(vel[:, 0] - tarr["velocity"]) - self._v_ctrl_cost(action)
 
 
 class HalfCheetahDirEnv(_HalfCheetahTaskEnv):
@@ -156,4 +153,4 @@ class HalfCheetahDirEnv(_HalfCheetahTaskEnv):
         return {"direction": stack_task_values(tasks, "direction")}
 
     def _v_reward(self, vel, pos, action, healthy, cfrc, tarr):
-        return tarr["direction"] * vel[:, 0] - self._ctrl_cost(action)
+        return tarr["direction"] * vel[:, 0] - self._v_ctrl_cost(action)

@@ -14,6 +14,9 @@ Common behaviour (all MuJoCo families):
 * Simulator instability: a non-finite ``qpos``/``qvel`` or a rise of MuJoCo's bad-qpos/qvel/qacc
   warning counters ends the episode (``terminated``) with ``info["sim_unstable"] = True``, reward
   0 and a zeroed (finite) observation.
+* ``info["reward_ctrl"]`` is the control term of the reward, ``-ctrl_cost_weight * ||a||^2``
+  (Gymnasium v5's key), in the single and the batched env; the rest of the reward is the task
+  term (with Ant's survive bonus and contact cost).
 * After ``mj_step`` no ``mj_rnePostConstraint`` is run (Gymnasium runs it); families that need
   ``cfrc_ext`` (Ant) compile the model with a probe sensor so MuJoCo computes it inside the step,
   identically in ``mujoco.batch`` (see :mod:`envs.ant`).
@@ -155,6 +158,11 @@ class MujocoTaskMixin(TaskEnvMixin):
     def _v_reward(self, vel, pos, action, healthy, cfrc, tarr):
         raise NotImplementedError
 
+    def _v_ctrl_cost(self, action):
+        """(n,) control cost ``ctrl_cost_weight * ||a||^2`` of the executed actions; every
+        family subtracts it in ``_v_reward``, and ``info["reward_ctrl"]`` reports ``-cost``."""
+        return self._ctrl_cost_weight * np.sum(np.square(action), axis=1)
+
     def _terminate_unhealthy(self) -> bool:
         return self._terminates and bool(getattr(self, "_terminate_when_unhealthy", True))
 
@@ -198,12 +206,14 @@ class MujocoTaskMixin(TaskEnvMixin):
         )
         obs = self._get_obs()
         terminated = (self._terminate_unhealthy() and not bool(healthy[0])) or unstable
+        reward_ctrl = -float(self._v_ctrl_cost(action[None])[0])
         if unstable:
             obs = np.zeros_like(obs)
-            reward = 0.0
+            reward = reward_ctrl = 0.0
         info = {
             "task": self.get_task(),
             "x_velocity": float(vel[0, 0]),
+            "reward_ctrl": reward_ctrl,
             "sim_unstable": unstable,
         }
         if self.render_mode == "human":

@@ -66,7 +66,7 @@ class _RandParamsMixin(MujocoTaskMixin):
         return qvel
 
     def _v_reward(self, vel, pos, action, healthy, cfrc, tarr):
-        ctrl = self._ctrl_cost_weight * np.sum(np.square(action), axis=1)
+        ctrl = self._v_ctrl_cost(action)
         bonus = healthy * getattr(self, "_healthy_reward", 0.0)
         return self._forward_reward_weight * vel[:, 0] + bonus - ctrl
 

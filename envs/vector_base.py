@@ -146,6 +146,8 @@ class BatchedTaskVectorEnv(VectorEnv):
                 self._resample_tasks(ids)
             obs[ids] = self._reset_copies(ids, {})
             reward[ids] = 0.0
+            if "reward_ctrl" in info:
+                info["reward_ctrl"][ids] = 0.0
             terminated[ids] = False
             truncated[ids] = False
             unstable[ids] = False

@@ -91,7 +91,12 @@ class SamplerConfig(StrictModel):
     the MAML code's rllab ``NormalizedEnv``); log-probabilities use the unclipped action;
     ``rescale_actions``: the policy acts in [-1, 1] and actions are mapped affinely onto the
     action space's bounds before clipping (rllab's ``NormalizedEnv``, which the MAML code wraps
-    every env in; a no-op for [-1, 1] boxes, x0.1 for Navigation2D).
+    every env in; a no-op for [-1, 1] boxes, x0.1 for Navigation2D);
+    ``action_scale``: the policy acts in units this many times the env's: the env receives
+    ``clip(a / action_scale)`` (before ``rescale_actions``' map), so the initial log-std of 0
+    explores with standard deviation ``1 / action_scale`` in env units. 1 is the MAML code's
+    setting (noise std 1 on HalfCheetah's [-1, 1] box, about a third of all action components
+    clipped); pytorch-maml-rl v2, ProMP and garage use 10.
     """
 
     backend: Literal["auto", "batched", "vector", "process", "ray"] = "auto"
@@ -101,6 +106,7 @@ class SamplerConfig(StrictModel):
     num_threads: int = Field(default=1, gt=0)
     clip_actions: bool = True
     rescale_actions: bool = False
+    action_scale: float = Field(default=1.0, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _worker_options(self) -> SamplerConfig:

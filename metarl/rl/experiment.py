@@ -17,7 +17,9 @@ import torch
 
 from metarl.core import AdaptationCurve, Params, named_params, summarize, unstack_params
 
+from .actions import ActionMap
 from .config import RLConfig
+from .diagnostics import policy_diagnostics
 from .evaluation import adaptation_returns
 from .inner_loop import InnerLoop
 from .maml_trpo import MAMLTRPO
@@ -68,8 +70,9 @@ class RLExperiment:
             cfg.env.horizon,
             cfg.sampler.num_threads,
             self.sample_rng,
-            cfg.sampler.clip_actions,
-            cfg.sampler.rescale_actions,
+            ActionMap(
+                cfg.sampler.clip_actions, cfg.sampler.rescale_actions, cfg.sampler.action_scale
+            ),
             cfg.sampler.num_workers,
             cfg.sampler.address,
             cfg.sampler.timeout_s,
@@ -108,6 +111,7 @@ class RLExperiment:
     def train_iteration(self, iteration: int) -> dict[str, float]:
         tasks = self.task_env.sample_tasks(self.cfg.algo.meta_batch_size, self.task_rng)
         sample_t0 = self.sampler.total_time
+        theta = {k: v.detach().clone() for k, v in named_params(self.policy).items()}
         m = self.algo.step(tasks)
         sample_s = self.sampler.total_time - sample_t0
         self.iteration = iteration + 1
@@ -129,6 +133,14 @@ class RLExperiment:
         ):
             if key in m:
                 out[f"train/{key}"] = m[key]
+        diag = policy_diagnostics(
+            self.policy,
+            theta,
+            self.algo.pre_update_episodes,
+            self.env.action_space,
+            self.sampler.action_map,
+        )
+        out.update({f"diag/{k}": v for k, v in diag.items()})
         return out
 
     # -- evaluation ---------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from metarl.core import Params, detach_params, named_params
 from .inner_loop import InnerLoop
 from .losses import kl_hessian_product, mean_kl, reinforce_loss, surrogate_loss
 from .sampler import Sampler
+from .trajectories import Trajectories
 from .trpo import (
     flatten,
     line_search,
@@ -90,6 +91,8 @@ class MAMLTRPO:
         self.ls_backtrack = ls_backtrack
         self.hvp_subsample = hvp_subsample
         self.calibrate_step = calibrate_step
+        #: the pre-update episodes of the last :meth:`step` (for diagnostics)
+        self.pre_update_episodes: Trajectories | None = None
 
     def step(self, tasks: list[dict]) -> dict[str, float]:
         theta = detach_params(named_params(self.policy))
@@ -100,6 +103,7 @@ class MAMLTRPO:
             self.sampler, theta, tasks, self.inner_steps, self.episodes_per_task
         )
         query = self.inner.batch(trajs[-1])
+        self.pre_update_episodes = trajs[0]
 
         def adapt(params: Params) -> Params:  # theta -> stacked theta'_i (the inner steps)
             return self.inner.replay(params, support, self.first_order)

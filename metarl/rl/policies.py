@@ -79,6 +79,17 @@ class Policy(nn.Module):
                 x = act(x)
         return x
 
+    def hidden_preactivations(self, params: Mapping[str, Tensor], obs: Tensor) -> list[Tensor]:
+        """The input of the activation of every hidden layer, ``[..., width]`` each, for shared
+        ``params`` (diagnostics: units that never or always fire)."""
+        act = ACTIVATIONS[self.activation]
+        out, x = [], obs
+        for i in range(len(self.layers) - 1):
+            pre = F.linear(x, params[f"layers.{i}.weight"], params[f"layers.{i}.bias"])
+            out.append(pre)
+            x = act(pre)
+        return out
+
     def dist(self, params: Mapping[str, Tensor], obs: Tensor) -> Dist:
         """Distribution parameters of the policy given by ``params`` (shared or stacked)."""
         return torch.func.functional_call(self, dict(params), (obs,))

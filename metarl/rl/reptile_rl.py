@@ -17,6 +17,7 @@ from metarl.core import detach_params, named_params, reptile_update
 
 from .inner_loop import InnerLoop
 from .sampler import Sampler
+from .trajectories import Trajectories
 
 
 class ReptileRL:
@@ -38,6 +39,8 @@ class ReptileRL:
         self.episodes_per_task = episodes_per_task
         self.inner_steps = inner_steps
         self.epsilon = epsilon
+        #: the pre-update episodes of the last :meth:`step` (for diagnostics)
+        self.pre_update_episodes: Trajectories | None = None
 
     def step(self, tasks: list[dict]) -> dict[str, float]:
         t0 = time.perf_counter()
@@ -45,6 +48,7 @@ class ReptileRL:
         trajs, _, adapted = self.inner.run(
             self.sampler, theta, tasks, self.inner_steps, self.episodes_per_task
         )
+        self.pre_update_episodes = trajs[0]
         t1 = time.perf_counter()
         before = {k: v.clone() for k, v in theta.items()}
         reptile_update(named_params(self.policy), adapted, self.epsilon)

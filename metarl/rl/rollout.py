@@ -6,13 +6,10 @@ task ``i``); each step makes one batched policy call (per-task parameters stacke
 :mod:`metarl.rl.policies`) and draws the exploration noise for all copies from one seeded numpy
 generator, so the same generator state gives the same trajectories on every env backend.
 
-Gaussian actions are recorded as sampled (for the log-probabilities). With ``rescale_actions``
-the policy acts in [-1, 1] per dimension and the action is mapped affinely onto the action
-space's bounds, ``low + (a + 1) / 2 * (high - low)``, as rllab's ``NormalizedEnv`` (the MAML code
-wraps every env in it); an identity for [-1, 1] boxes (HalfCheetah, Ant), a scale of 0.1 for
-Navigation2D's [-0.1, 0.1]. With ``clip_actions`` the (rescaled) action is then clipped to the
-bounds before the env sees it, as ``NormalizedEnv`` does, so control costs apply to the executed
-action.
+Gaussian actions are recorded as sampled (for the log-probabilities); the env executes them
+through an :class:`~metarl.rl.actions.ActionMap` (scale, rescale onto the bounds, clip). Where
+the env reports the control term of its reward (``info["reward_ctrl"]``, the MuJoCo families),
+it is recorded too (``reward_ctrl``), so the reward can be split into task term and control cost.
 
 A step whose reward is not finite, or that the env flags ``info["sim_unstable"]``, ends the
 copy's episode; a non-finite reward is recorded as 0 with mask 0.
@@ -31,11 +28,13 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import Tensor
 
+from .actions import ActionMap
 from .backends import set_tasks
 from .policies import Policy
 from .trajectories import Trajectories
 
-#: ``{"obs", "actions", "rewards", "mask"}`` numpy arrays shaped ``[tasks, episodes, H, ...]``
+#: ``{"obs", "actions", "rewards", "mask"}`` (and ``"reward_ctrl"`` where the env reports it)
+#: numpy arrays shaped ``[tasks, episodes, H, ...]``
 Arrays = dict[str, np.ndarray]
 
 
@@ -47,8 +46,7 @@ def rollout(
     episodes: int,
     horizon: int,
     rng: np.random.Generator,
-    clip_actions: bool = True,
-    rescale_actions: bool = False,
+    action_map: ActionMap | None = None,
 ) -> Arrays:
     """Run ``episodes`` episodes of every task in ``env`` (``len(tasks) * episodes`` copies).
 
@@ -66,23 +64,28 @@ def rollout(
     act_buf = np.zeros((horizon, n, *act_shape), dtype=np.int64 if discrete else np.float32)
     rew_buf = np.zeros((horizon, n), dtype=np.float32)
     mask_buf = np.zeros((horizon, n), dtype=np.float32)
+    ctrl_buf: np.ndarray | None = None
+    action_map = action_map or ActionMap()
+    low = None if discrete else env.single_action_space.low
+    high = None if discrete else env.single_action_space.high
     alive = np.ones(n, dtype=bool)
     for t in range(horizon):
         obs = np.asarray(obs, dtype=np.float32)
         dist = policy.dist(params, torch.from_numpy(obs).view(num_tasks, episodes, -1))
         actions = policy.sample_actions(dist, rng).reshape(n, *act_shape)
         obs_buf[t], act_buf[t], mask_buf[t] = obs, actions, alive
-        if not discrete:  # as rllab's NormalizedEnv in the MAML code
-            low, high = env.single_action_space.low, env.single_action_space.high
-            if rescale_actions:
-                actions = low + (actions + 1.0) * 0.5 * (high - low)
-            if clip_actions:
-                actions = np.clip(actions, low, high)
+        if not discrete:
+            actions = action_map.to_env(actions, low, high)
         obs, reward, terminated, truncated, info = env.step(actions)
         reward = np.asarray(reward, dtype=np.float64)
         broken = ~np.isfinite(reward)
         unstable = np.asarray(info.get("sim_unstable", False)) | broken
         rew_buf[t] = np.where(alive & ~broken, reward, 0.0)
+        if "reward_ctrl" in info:
+            if ctrl_buf is None:
+                ctrl_buf = np.zeros((horizon, n), dtype=np.float32)
+            ctrl = np.asarray(info["reward_ctrl"], dtype=np.float64)
+            ctrl_buf[t] = np.where(alive & ~broken & np.isfinite(ctrl), ctrl, 0.0)
         mask_buf[t] *= ~broken
         alive &= ~(np.asarray(terminated) | np.asarray(truncated) | unstable)
         if not alive.any():
@@ -92,12 +95,15 @@ def rollout(
         x = buf.reshape(horizon, num_tasks, episodes, *buf.shape[2:])
         return np.ascontiguousarray(np.moveaxis(x, 0, 2))
 
-    return {
+    arrays = {
         "obs": shaped(obs_buf),
         "actions": shaped(act_buf),
         "rewards": shaped(rew_buf),
         "mask": shaped(mask_buf),
     }
+    if ctrl_buf is not None:
+        arrays["reward_ctrl"] = shaped(ctrl_buf)
+    return arrays
 
 
 def join_arrays(parts: Sequence[Arrays], axis: int) -> Arrays:
@@ -115,4 +121,5 @@ def to_trajectories(arrays: Arrays) -> Trajectories:
         mask=mask,
         returns=rewards.sum(-1),
         lengths=mask.sum(-1).long(),
+        reward_ctrl=torch.from_numpy(arrays["reward_ctrl"]) if "reward_ctrl" in arrays else None,
     )

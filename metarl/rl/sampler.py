@@ -30,6 +30,7 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import Tensor
 
+from .actions import ActionMap
 from .backends import available_cores, env_horizon, env_spec, plan_sampler
 from .policies import Policy
 from .rollout import join_arrays, to_trajectories
@@ -44,7 +45,8 @@ class Sampler:
     :mod:`metarl.rl.backends`); ``num_workers``: workers of ``process``/``ray`` (default: one per
     core / per cluster CPU); ``address``: the Ray cluster (``ray`` only; None starts a local
     runtime); ``timeout_s``: longest a worker phase may take (default: no limit; dead workers are
-    noticed at once regardless). Call :meth:`close` (or use ``with``) to stop workers and envs.
+    noticed at once regardless); ``action_map``: how Gaussian actions reach the env (default:
+    clipped to the bounds, see :mod:`metarl.rl.actions`). Call :meth:`close` (or use ``with``) to stop workers and envs.
     """
 
     def __init__(
@@ -56,8 +58,7 @@ class Sampler:
         horizon: int | None = None,
         num_threads: int = 1,
         rng: np.random.Generator | None = None,
-        clip_actions: bool = True,
-        rescale_actions: bool = False,
+        action_map: ActionMap | None = None,
         num_workers: int | None = None,
         address: str | None = None,
         timeout_s: float | None = None,
@@ -74,8 +75,7 @@ class Sampler:
         self.backend = self.plan.backend
         self.horizon = env_horizon(env_id, horizon)
         self.num_threads = num_threads
-        self.clip_actions = clip_actions
-        self.rescale_actions = rescale_actions
+        self.action_map = action_map or ActionMap()
         self.rng = rng if rng is not None else np.random.default_rng(0)
         #: wall-clock seconds and env steps spent in :meth:`sample` so far (for throughput logs)
         self.total_time = 0.0
@@ -88,8 +88,7 @@ class Sampler:
             self.backend if self.backend in ("batched", "vector") else in_worker,
             self.horizon,
             self.env_kwargs,
-            clip_actions,
-            rescale_actions,
+            self.action_map,
             gym_spec=gym_spec,
         )
         self._local: RolloutWorker | None = None

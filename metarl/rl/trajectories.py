@@ -22,6 +22,9 @@ class Trajectories:
                                                   termination, truncation or sim instability
     ``returns``      ``[tasks, episodes]``        undiscounted episode return
     ``lengths``      ``[tasks, episodes]``        steps in the episode (int64)
+    ``reward_ctrl``  ``[tasks, episodes, H]``     the control term of ``rewards`` (<= 0) where
+                     or None                      the env reports it (``info["reward_ctrl"]``,
+                                                  the MuJoCo families), else None
     ================ ============================ ==============================================
 
     All floating tensors are float32 on the CPU.
@@ -33,6 +36,7 @@ class Trajectories:
     mask: Tensor
     returns: Tensor
     lengths: Tensor
+    reward_ctrl: Tensor | None = None
 
     @property
     def num_tasks(self) -> int:

@@ -26,6 +26,7 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import Tensor
 
+from .actions import ActionMap
 from .backends import env_spec, make_env
 from .policies import Policy
 from .rollout import Arrays, rollout
@@ -59,8 +60,7 @@ class WorkerSpec:
     backend: str
     horizon: int
     env_kwargs: dict[str, Any] = field(default_factory=dict)
-    clip_actions: bool = True
-    rescale_actions: bool = False
+    action_map: ActionMap = field(default_factory=ActionMap)
     nthread: int | None = None
     gym_spec: Any = None
 
@@ -106,8 +106,7 @@ class RolloutWorker:
                 episodes,
                 s.horizon,
                 rng,
-                s.clip_actions,
-                s.rescale_actions,
+                s.action_map,
             )
 
     def sample(

@@ -68,7 +68,7 @@ def test_batched_equals_single(env_id, kwargs):
             a = env.action_space.sample()
             obs, r, term, trunc, info = env.step(a)
             acts.append(a)
-            rows.append((obs, r, term))
+            rows.append((obs, r, term, info.get("reward_ctrl")))
             if term or trunc:
                 break
         records.append((state, acts, rows))
@@ -96,6 +96,8 @@ def test_batched_equals_single(env_id, kwargs):
             np.testing.assert_allclose(obs[i], rows[t + 1][0], rtol=1e-6, atol=ATOL)
             np.testing.assert_allclose(rew[i], rows[t + 1][1], rtol=1e-6, atol=ATOL)
             assert bool(term[i]) == bool(rows[t + 1][2])
+            if rows[t + 1][3] is not None:  # the MuJoCo families' control term
+                np.testing.assert_allclose(info["reward_ctrl"][i], rows[t + 1][3], rtol=1e-6)
         done |= term
     venv.close()
 

@@ -100,8 +100,9 @@ def test_half_cheetah_rewards():
         env.reset(seed=0, options={"task": task})
         for _ in range(5):
             a = rng.uniform(-1, 1, 6)
-            (_, r, *_), v = _x_vel_step(env, a)
+            (_, r, _, _, info), v = _x_vel_step(env, a)
             assert r == pytest.approx(f(v, a) - 0.05 * np.sum(a**2), rel=1e-9)
+            assert info["reward_ctrl"] == pytest.approx(-0.05 * np.sum(a**2), rel=1e-12)
 
 
 def _rllab_body_com(env):

@@ -5,6 +5,7 @@ import torch
 from rl_testing import NAV, nav_tasks
 
 from metarl.core import stack_params
+from metarl.rl.actions import ActionMap
 from metarl.rl.backends import resolve_backend
 from metarl.rl.policies import CategoricalMLPPolicy, GaussianMLPPolicy
 from metarl.rl.sampler import Sampler
@@ -110,13 +111,18 @@ def test_categorical_policy_samples_discrete_env_with_masks():
     torch.testing.assert_close(traj.mask, (steps < traj.lengths.unsqueeze(-1)).float())
 
 
-@pytest.mark.parametrize("rescale", [False, True])
-def test_rescaled_actions_map_the_unit_box_onto_the_env_box(small_policy, rescale):
-    """Navigation2D moves by the action the env receives: clip(a) without rescaling, and
+@pytest.mark.parametrize("rescale, scale", [(False, 1.0), (True, 1.0), (False, 10.0)])
+def test_action_map_gives_the_env_the_mapped_clipped_action(small_policy, rescale, scale):
+    """Navigation2D moves by the action the env receives: clip(a) without rescaling,
     clip(low + (a + 1) / 2 * (high - low)) = clip(0.1 * a) with it (rllab's NormalizedEnv, which
-    the MAML code wrapped the point env in). The recorded action stays the policy's own."""
+    the MAML code wrapped the point env in), and clip(a / 10) with action_scale 10 (ProMP's
+    normalization_scale). The recorded action stays the policy's own."""
     sampler = Sampler(
-        NAV, small_policy, backend="batched", rng=np.random.default_rng(0), rescale_actions=rescale
+        NAV,
+        small_policy,
+        backend="batched",
+        rng=np.random.default_rng(0),
+        action_map=ActionMap(rescale=rescale, scale=scale),
     )
     try:
         trajs = sampler.sample(dict(small_policy.named_parameters()), nav_tasks(2), 3)
@@ -125,11 +131,12 @@ def test_rescaled_actions_map_the_unit_box_onto_the_env_box(small_policy, rescal
     obs, actions, mask = trajs.obs, trajs.actions, trajs.mask
     both = (mask[..., :-1] * mask[..., 1:]).bool()  # consecutive steps inside an episode
     moved = (obs[..., 1:, :] - obs[..., :-1, :])[both]
-    sent = (0.1 * actions if rescale else actions)[..., :-1, :][both].clamp(-0.1, 0.1)
+    factor = (0.1 if rescale else 1.0) / scale
+    sent = (factor * actions)[..., :-1, :][both].clamp(-0.1, 0.1)
     torch.testing.assert_close(moved, sent.to(moved.dtype), atol=1e-5, rtol=1e-4)
     # with std 1 against a 0.1 box, unscaled actions are almost all clipped; scaled ones are not
-    clipped = ((0.1 * actions if rescale else actions).abs() >= 0.1).float().mean()
-    assert (clipped < 0.5) if rescale else (clipped > 0.8)
+    clipped = ((factor * actions).abs() >= 0.1).float().mean()
+    assert (clipped < 0.5) if factor < 1 else (clipped > 0.8)
 
 
 @pytest.mark.parametrize("cls, out", [(GaussianMLPPolicy, 6), (CategoricalMLPPolicy, 4)])

@@ -36,6 +36,8 @@ def test_sampler_config_rejects_bad_backend_and_worker_counts():
     assert "applies to the process and ray backends" in error(backend="batched", num_workers=2)
     with pytest.raises(ValidationError, match="timeout_s"):
         RLConfig.model_validate({**small_config().model_dump(), "sampler": {"timeout_s": 0}})
+    for bad in (0, -1.0, float("inf"), float("nan")):
+        assert "`sampler.action_scale`" in error(action_scale=bad)
     ok = {**small_config().model_dump(), "sampler": {"backend": "ray", "address": "auto"}}
     assert validate(ok).sampler.address == "auto"
 
