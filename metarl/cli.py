@@ -4,6 +4,7 @@
     metarl train --resume RUN_DIR [--iterations N]
     metarl evaluate RUN_DIR [--split test] [--tasks N]
     metarl adapt RUN_DIR --task velocity=2.5 [--task ...] [--steps 3] [--episodes 20] [--video F]
+    metarl compare RUN_DIR [RUN_DIR ...] [--group-by config|KEY] [--out F.png] [--json F]
     metarl envs
 
 Bad input (config, files, arguments) prints one ``error:`` line and exits with code 2.
@@ -23,7 +24,7 @@ from metarl.run.errors import UserError
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="metarl", description="Meta-learning for PyTorch.")
     sub = p.add_subparsers(
-        dest="command", required=True, metavar="{train,evaluate,adapt,envs,plot}"
+        dest="command", required=True, metavar="{train,evaluate,adapt,compare,envs,plot}"
     )
 
     t = sub.add_parser("train", help="meta-train from a YAML config, or resume a run")
@@ -63,6 +64,21 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--steps", type=int, default=3, help="inner gradient steps (default 3)")
     a.add_argument("--episodes", type=int, default=20, help="episodes per step (default 20)")
     a.add_argument("--video", type=Path, help="record an episode of the adapted policy (mp4)")
+
+    c = sub.add_parser(
+        "compare", help="finished runs per seed and aggregated across seeds (IQM, bootstrap CI)"
+    )
+    c.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    c.add_argument(
+        "--group-by",
+        default="config",
+        metavar="config|KEY",
+        help="config: runs whose configs differ only in seeds form a group (default); or a "
+        "config key, e.g. policy.activation",
+    )
+    c.add_argument("--out", type=Path, help="PNG of the adaptation curves of every group")
+    c.add_argument("--json", type=Path, help="write the per-group aggregates as JSON")
+    c.add_argument("--reps", type=int, default=2_000, help="bootstrap resamples (default 2000)")
 
     sub.add_parser("envs", help="list the registered task-distribution environments")
 
@@ -186,6 +202,28 @@ def cmd_adapt(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    from metarl.run import compare
+    from metarl.run.plots import plot_group_curves
+
+    _positive("--reps", args.reps)
+    groups = compare.compare_runs(args.run_dirs, args.group_by, args.reps)
+    if not console.is_terminal:  # piped into a file: keep run names and cells whole
+        console = Console(width=max(console.width, 120))
+    console.print(compare.legend(groups), markup=False, highlight=False)
+    for table in compare.tables(groups):
+        console.print(table)
+    if args.json:
+        console.print(f"wrote {compare.write_json(groups, args.json)}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        curves = {g.label: ([r.mean for r in g.runs], g.iqm, g.iqm_ci) for g in groups}
+        metric = groups[0].runs[0].metric
+        reference = compare.reference_curves(groups)
+        console.print(f"wrote {plot_group_curves(curves, metric, args.out, reference)}")
+    return 0
+
+
 def cmd_envs(args: argparse.Namespace, console: Console) -> int:
     from metarl.run.envs_table import envs_table
 
@@ -215,6 +253,7 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "adapt": cmd_adapt,
+    "compare": cmd_compare,
     "envs": cmd_envs,
     "plot": cmd_plot,
 }

@@ -99,3 +99,29 @@ def plot_learning_curves(
     ax.set_xlabel("outer iteration")
     ax.set_ylabel(metric + (f" (moving average of {smooth})" if smooth > 1 else ""))
     return _save(fig, ax, path)
+
+
+def plot_group_curves(
+    groups: dict[str, tuple[list[list[float]], list[float], list[tuple[float, float]]]],
+    metric: str,
+    path: Path,
+    reference: dict[str, list[float]] | None = None,
+) -> Path:
+    """Adaptation curves across seeds: per group (``{label: (per-run curves, IQM, IQM CI)}``)
+    its IQM with the 95% CI band and every run as a thin line; ``reference`` adds dashed
+    published curves."""
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for i, (label, (runs, iqm, ci)) in enumerate(groups.items()):
+        color = f"C{i % 10}"
+        steps = list(range(len(iqm)))
+        for run in runs:
+            ax.plot(steps, run[: len(steps)], color=color, lw=0.7, alpha=0.45)
+        ax.plot(steps, iqm, color=color, marker="o", lw=2, label=f"{label} (IQM, {len(runs)} runs)")
+        ax.fill_between(steps, [c[0] for c in ci], [c[1] for c in ci], color=color, alpha=0.2)
+    for label, values in (reference or {}).items():
+        ax.plot(range(len(values)), values, ls=":", marker="x", color="k", label=label)
+    ax.set_xlabel("inner gradient steps at test time")
+    ax.set_ylabel(metric)
+    ax.set_xticks(range(max(len(v[1]) for v in groups.values())))
+    ax.set_title("thin lines: one run each; band: 95% bootstrap CI of the IQM", fontsize=8)
+    return _save(fig, ax, path)

@@ -1,0 +1,282 @@
+"""``metarl compare``: finished runs side by side, per seed and aggregated across seeds.
+
+Each run's final evaluation (``summary.json``: mean over held-out tasks after 0..S inner steps)
+is one score per step. Runs are grouped (by default: runs whose resolved configs are equal apart
+from the seeds and logging settings), and each group is summarised per step the way Agarwal et al.
+(2021, "Deep RL at the edge of the statistical precipice") recommend: mean ± s.d. over seeds,
+median, and the interquartile mean (IQM, the mean of the middle 50% of runs) with a 95% stratified
+bootstrap confidence interval, computed by the ``rliable`` package (``reps`` resamples, default
+2,000, seeded).
+With fewer than four runs the IQM is the plain mean and the interval is coarse: say how many
+seeds stand behind a number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import UserError
+from .rundir import load_run_config
+
+#: config keys that do not change what a run learns (seeds and bookkeeping), ignored when
+#: grouping by config
+IGNORED_KEYS = (
+    "seed",
+    "policy.init_seed",
+    "train.log_every",
+    "train.checkpoint_every",
+    "train.eval_every",
+    "train.num_threads",
+    "sampler.num_threads",
+    "sampler.timeout_s",
+)
+
+
+@dataclass
+class RunScores:
+    """One finished run: its name, seed, flattened config and its evaluation curve."""
+
+    run_dir: Path
+    seed: int
+    config: dict[str, Any]
+    metric: str
+    mean: list[float]
+    stderr: list[float]
+    num_tasks: int
+    env_id: str | None = None
+
+
+@dataclass
+class GroupSummary:
+    """Per-step aggregates of one group of runs (lists indexed by inner steps)."""
+
+    label: str
+    runs: list[RunScores]
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+    median: list[float] = field(default_factory=list)
+    iqm: list[float] = field(default_factory=list)
+    iqm_ci: list[tuple[float, float]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "runs": [str(r.run_dir) for r in self.runs],
+            "seeds": [r.seed for r in self.runs],
+            "per_run": [r.mean for r in self.runs],
+            "mean": self.mean,
+            "std": self.std,
+            "median": self.median,
+            "iqm": self.iqm,
+            "iqm_ci95": [list(ci) for ci in self.iqm_ci],
+        }
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists stay values)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def load_run(run_dir: Path) -> RunScores:
+    """A finished run's scores; a ``UserError`` naming the run if it has no final evaluation."""
+    config = load_run_config(run_dir)
+    summary_path = Path(run_dir) / "summary.json"
+    if not summary_path.is_file():
+        raise UserError(
+            f"{run_dir} has no summary.json: it has not finished; finish it with "
+            f"`metarl train --resume {run_dir}` or leave it out"
+        )
+    try:
+        summary = json.loads(summary_path.read_text())
+        curve = summary["eval"]
+        scores = RunScores(
+            run_dir=Path(run_dir),
+            seed=int(summary.get("seed", config.seed)),
+            config=flatten(config.model_dump(mode="json")),
+            metric=str(curve["metric"]),
+            mean=[float(x) for x in curve["mean"]],
+            stderr=[float(x) for x in curve["stderr"]],
+            num_tasks=int(curve["num_tasks"]),
+            env_id=summary.get("env_id"),
+        )
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(
+            f"{summary_path} is not a metarl summary ({type(e).__name__}: {e}); re-create it "
+            f"with `metarl evaluate {run_dir}` or leave the run out"
+        ) from e
+    return scores
+
+
+def group_runs(runs: list[RunScores], group_by: str = "config") -> dict[str, list[RunScores]]:
+    """Groups in first-seen order. ``config``: equal configs apart from :data:`IGNORED_KEYS`,
+    labelled by the keys in which the groups differ; else a config key such as
+    ``policy.activation``, labelled ``key=value``."""
+    if group_by != "config":
+        missing = [r.run_dir for r in runs if group_by not in r.config]
+        if missing:
+            known = sorted(runs[0].config)
+            raise UserError(
+                f"--group-by {group_by!r} is not a config key of {missing[0]}; use `config` or "
+                f"one of: {', '.join(known)}"
+            )
+        groups: dict[str, list[RunScores]] = {}
+        for r in runs:
+            groups.setdefault(f"{group_by}={_text(r.config[group_by])}", []).append(r)
+        return groups
+
+    def key(r: RunScores) -> str:
+        kept = {k: v for k, v in r.config.items() if k not in IGNORED_KEYS}
+        return json.dumps(kept, sort_keys=True)
+
+    by_key: dict[str, list[RunScores]] = {}
+    for r in runs:
+        by_key.setdefault(key(r), []).append(r)
+    configs = [
+        {k: v for k, v in g[0].config.items() if k not in IGNORED_KEYS} for g in by_key.values()
+    ]
+    differing = sorted(
+        {k for c in configs for k in c if any(c.get(k) != o.get(k) for o in configs)}
+    )
+    labels = []
+    for c, group in zip(configs, by_key.values()):
+        if differing:
+            labels.append(", ".join(f"{k}={_text(c.get(k))}" for k in differing))
+        else:
+            labels.append(f"{group[0].env_id or c.get('task.name', 'runs')}")
+    return dict(zip(labels, by_key.values()))
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+
+
+def summarize_group(label: str, runs: list[RunScores], reps: int = 2_000) -> GroupSummary:
+    """Mean, s.d., median and IQM with its 95% stratified bootstrap CI per step (rliable)."""
+    from rliable import metrics
+
+    steps = min(len(r.mean) for r in runs)
+    scores = np.array([r.mean[:steps] for r in runs], dtype=np.float64)  # [runs, steps]
+    out = GroupSummary(label, runs)
+    out.mean = [float(x) for x in scores.mean(0)]
+    out.std = [float(x) for x in (scores.std(0, ddof=1) if len(runs) > 1 else 0 * scores[0])]
+    out.median = [float(x) for x in np.median(scores, 0)]
+
+    def iqm(x: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_iqm(x[:, s]) for s in range(x.shape[1])])
+
+    # one bootstrap for all steps: runs are resampled within each step's column (stratified),
+    # so each step gets its own interval
+    bootstrap = _seeded_bootstrap(scores, np.random.default_rng(0))
+    interval = bootstrap.conf_int(iqm, reps=reps, size=0.95, method="percentile")
+    out.iqm = [float(x) for x in iqm(scores)]
+    out.iqm_ci = [(float(lo), float(hi)) for lo, hi in zip(*interval)]
+    return out
+
+
+def _seeded_bootstrap(scores: np.ndarray, rng: np.random.Generator):
+    """rliable's ``StratifiedBootstrap`` over ``scores [runs, columns]``, drawing its indices from
+    ``rng``: rliable 1.2.0's ``update_indices`` draws them from numpy's global RNG, ignoring the
+    ``random_state`` it is given, so its intervals change from call to call."""
+    from rliable.library import StratifiedBootstrap
+
+    class SeededStratifiedBootstrap(StratifiedBootstrap):
+        def update_indices(self) -> tuple[np.ndarray, ...]:
+            indices = self.generator.choice(self._num_items, self._args_shape, replace=True)
+            return (indices, *self._strata_indices)
+
+    return SeededStratifiedBootstrap(scores, seed=rng)
+
+
+def compare_runs(
+    run_dirs: list[Path], group_by: str = "config", reps: int = 2_000
+) -> list[GroupSummary]:
+    """Load, group and summarise ``run_dirs`` (a ``UserError`` if none is a finished run)."""
+    if not run_dirs:
+        raise UserError("give at least one run directory")
+    runs = [load_run(Path(d)) for d in run_dirs]
+    metrics_seen = {r.metric for r in runs}
+    if len(metrics_seen) > 1:
+        raise UserError(
+            f"the runs report different metrics ({', '.join(sorted(metrics_seen))}); compare "
+            "runs of one domain at a time"
+        )
+    return [summarize_group(label, g, reps) for label, g in group_runs(runs, group_by).items()]
+
+
+def fmt(x: float) -> str:
+    return "nan" if not math.isfinite(x) else f"{x:.1f}"
+
+
+def reference_curves(groups: list[GroupSummary]) -> dict[str, list[float]]:
+    """The published curve for the runs' env and algorithm (meta-RL: the MAML paper's run),
+    when every run shares them; else ``{}``."""
+    pairs = {(r.config.get("env.id"), r.config.get("algo.name")) for g in groups for r in g.runs}
+    if len(pairs) != 1 or None in next(iter(pairs)):
+        return {}
+    from metarl.rl.experiment import paper_curves
+
+    env_id, algo = next(iter(pairs))
+    return paper_curves(env_id, algo)
+
+
+def legend(groups: list[GroupSummary]) -> str:
+    """One line per group: its number in the tables, its label and its runs."""
+    return "\n".join(
+        f"group {i}: {g.label} ({len(g.runs)} run{'s' * (len(g.runs) != 1)}, seeds "
+        f"{', '.join(str(r.seed) for r in g.runs)})"
+        for i, g in enumerate(groups, 1)
+    )
+
+
+def tables(groups: list[GroupSummary]) -> list[Any]:
+    """Two rich tables: per-seed rows (mean ± s.e. over tasks) and the per-group aggregates;
+    groups are numbered as in :func:`legend`."""
+    from rich.table import Table
+
+    steps = len(groups[0].mean)
+    metric = groups[0].runs[0].metric
+    per_seed = Table(title=f"{metric} per run (mean ± s.e. over held-out tasks)")
+    for name in ("group", "run", "seed", "tasks"):
+        per_seed.add_column(name)
+    for s in range(steps):
+        per_seed.add_column(f"{s} step{'s' * (s != 1)}", justify="right", no_wrap=True)
+    for i, g in enumerate(groups, 1):
+        for r in g.runs:
+            cells = [f"{fmt(m)} ± {fmt(e)}" for m, e in zip(r.mean[:steps], r.stderr[:steps])]
+            per_seed.add_row(str(i), r.run_dir.name, str(r.seed), str(r.num_tasks), *cells)
+    agg = Table(
+        title=f"{metric} across seeds (IQM: interquartile mean, 95% stratified bootstrap CI)"
+    )
+    for name in ("group", "seeds", "steps", "mean ± s.d.", "median", "IQM [95% CI]"):
+        agg.add_column(name, justify="left" if name == "group" else "right", no_wrap=True)
+    for i, g in enumerate(groups, 1):
+        for s in range(steps):
+            lo, hi = g.iqm_ci[s]
+            agg.add_row(
+                str(i) if s == 0 else "",
+                str(len(g.runs)) if s == 0 else "",
+                str(s),
+                f"{fmt(g.mean[s])} ± {fmt(g.std[s])}",
+                fmt(g.median[s]),
+                f"{fmt(g.iqm[s])} [{fmt(lo)}, {fmt(hi)}]",
+            )
+    return [per_seed, agg]
+
+
+def write_json(groups: list[GroupSummary], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([g.as_dict() for g in groups], indent=2) + "\n")
+    return path

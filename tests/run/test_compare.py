@@ -1,0 +1,96 @@
+"""``metarl compare``: grouping by config, the aggregates against hand-computed values, errors."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from metarl.cli import main
+from metarl.rl import RLConfig
+from metarl.run.compare import compare_runs, group_runs, load_run
+from metarl.run.config import dump_config
+from metarl.run.errors import UserError
+
+
+def _fake_run(root: Path, name: str, seed: int, curve: list[float], activation="tanh") -> Path:
+    """A finished run directory as `metarl train` leaves it (config.yaml, summary.json)."""
+    cfg = RLConfig.model_validate(
+        {
+            "seed": seed,
+            "train": {"iterations": 5},
+            "env": {"id": "metarl/Navigation2D-v0"},
+            "policy": {"activation": activation},
+        }
+    )
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(dump_config(cfg))
+    summary = {
+        "seed": seed,
+        "env_id": cfg.env.id,
+        "eval": {
+            "metric": "return",
+            "steps": list(range(len(curve))),
+            "mean": curve,
+            "ci95": [1.0] * len(curve),
+            "stderr": [0.5] * len(curve),
+            "num_tasks": 40,
+        },
+    }
+    (run / "summary.json").write_text(json.dumps(summary))
+    return run
+
+
+def test_aggregates_match_their_definitions(tmp_path):
+    one_step = [1.0, 2.0, 3.0, 4.0, 100.0]  # an outlier seed
+    runs = [_fake_run(tmp_path, f"s{i}", i, [-50.0 + i, v]) for i, v in enumerate(one_step)]
+    (group,) = compare_runs(runs, reps=500)
+    assert [r.seed for r in group.runs] == [0, 1, 2, 3, 4]
+    assert group.mean[1] == pytest.approx(22.0)
+    assert group.std[1] == pytest.approx(np.std(one_step, ddof=1))
+    assert group.median[1] == 3.0
+    # IQM of 5 runs: drop the lowest and the highest, average the middle 3
+    assert group.iqm[1] == pytest.approx(3.0)
+    assert group.iqm[0] == pytest.approx(-48.0)
+    lo, hi = group.iqm_ci[1]
+    assert 1.0 <= lo <= 3.0 <= hi <= 100.0 and lo < hi
+    # the bootstrap is seeded: the same runs give the same interval
+    assert compare_runs(runs, reps=500)[0].iqm_ci == group.iqm_ci
+
+
+def test_groups_by_config_apart_from_seeds_and_by_a_key(tmp_path):
+    runs = [_fake_run(tmp_path, f"t{i}", i, [0.0, 1.0]) for i in range(2)]
+    runs += [_fake_run(tmp_path, f"r{i}", i, [0.0, 2.0], "relu") for i in range(3)]
+    groups = group_runs([load_run(r) for r in runs])
+    assert {k: len(v) for k, v in groups.items()} == {
+        "policy.activation=tanh": 2,
+        "policy.activation=relu": 3,
+    }
+    by_seed = group_runs([load_run(r) for r in runs], "seed")
+    assert sorted(by_seed) == ["seed=0", "seed=1", "seed=2"]
+    with pytest.raises(UserError, match="not a config key"):
+        group_runs([load_run(r) for r in runs], "policy.nonsense")
+
+
+def test_unfinished_or_broken_runs_are_named(tmp_path):
+    run = _fake_run(tmp_path, "a", 0, [0.0, 1.0])
+    (run / "summary.json").unlink()
+    with pytest.raises(UserError, match="has not finished"):
+        compare_runs([run])
+    (run / "summary.json").write_text("{not json")
+    with pytest.raises(UserError, match="not a metarl summary"):
+        compare_runs([run])
+
+
+def test_cli_prints_tables_and_writes_plot_and_json(tmp_path, capsys):
+    runs = [str(_fake_run(tmp_path, f"s{i}", i, [-40.0 + i, -12.0 + i])) for i in range(3)]
+    out, js = tmp_path / "cmp.png", tmp_path / "cmp.json"
+    assert main(["compare", *runs, "--out", str(out), "--json", str(js), "--reps", "300"]) == 0
+    text = capsys.readouterr().out
+    assert "group 1: metarl/Navigation2D-v0 (3 runs, seeds 0, 1, 2)" in text
+    assert "-11.0 ± 1.0" in text  # 1 step: mean -11 and s.d. 1 over the three seeds
+    data = json.loads(js.read_text())
+    assert data[0]["seeds"] == [0, 1, 2] and data[0]["iqm"][1] == pytest.approx(-11.0)
+    assert out.stat().st_size > 10_000
+    assert main(["compare", str(tmp_path / "missing")]) == 2
