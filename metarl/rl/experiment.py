@@ -68,7 +68,6 @@ class RLExperiment:
             cfg.policy.activation,
             cfg.policy.init_log_std,
             init,
-            cfg.policy.init_output_scale,
         )
         self.sampler = Sampler(
             cfg.env.id,
@@ -107,7 +106,6 @@ class RLExperiment:
                 algo.ls_max_steps,
                 algo.ls_backtrack,
                 algo.hvp_subsample,
-                algo.calibrate_step,
             )
         else:
             self.algo = ReptileRL(
@@ -136,7 +134,6 @@ class RLExperiment:
             "surrogate_change",
             "ls_steps",
             "ls_accepted",
-            "step_scale",
             "param_change",
         ):
             if key in m:

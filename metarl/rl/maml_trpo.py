@@ -23,12 +23,7 @@ search re-runs the inner step for each candidate theta on the same support batch
 
 Subsampled curvature is biased upward for meta-learning: the support Hessian's sampling noise
 ``E`` enters ``J^T F J`` twice (``J = I - alpha (H + E)``) and adds ``alpha^2 E^T F E``, so the
-step TRPO scales to ``max_kl`` reaches only part of it (on HalfCheetahDir, 0.0116 of 0.02 at
-``hvp_subsample: 0.2``; docs/RESULTS.md). ``calibrate_step=True`` measures the KL of that full
-step on every episode and rescales the step to 95% of ``max_kl`` under the quadratic model (by
-``sqrt(0.95 max_kl / kl)``, at most 4x) before the line search, which still checks the bound
-(aiming at the bound itself, the KL's faster-than-quadratic growth tips about every other step
-just over it and costs a backtrack of 0.8).
+step TRPO scales to ``max_kl`` reaches only part of it (measured in docs/RESULTS.md).
 ``first_order=True`` drops the inner step's second-order term (FOMAML-TRPO). As in every
 public implementation, the gradient does not flow through the pre-update sampling distribution
 (REFERENCE section 2).
@@ -74,7 +69,6 @@ class MAMLTRPO:
         ls_max_steps: int = 15,
         ls_backtrack: float = 0.8,
         hvp_subsample: float = 1.0,
-        calibrate_step: bool = False,
     ) -> None:
         if not 0.0 < hvp_subsample <= 1.0:
             raise ValueError(f"hvp_subsample must be in (0, 1], got {hvp_subsample}")
@@ -90,7 +84,6 @@ class MAMLTRPO:
         self.ls_max_steps = ls_max_steps
         self.ls_backtrack = ls_backtrack
         self.hvp_subsample = hvp_subsample
-        self.calibrate_step = calibrate_step
         #: the pre-update episodes of the last :meth:`step` (for diagnostics)
         self.pre_update_episodes: Trajectories | None = None
 
@@ -158,17 +151,9 @@ class MAMLTRPO:
                 float(mean_kl(self.policy, old_dist, new_adapted, query)),
             )
 
-        result, scale = None, 1.0
+        result = None
         if full_step is not None:
             with torch.no_grad():
-                if self.calibrate_step:
-                    scale = _calibration(
-                        evaluate,
-                        flatten(theta.values()),
-                        full_step,
-                        CALIBRATION_TARGET * self.max_kl,
-                    )
-                    full_step = scale * full_step
                 result = line_search(
                     evaluate,
                     flatten(theta.values()),
@@ -188,7 +173,6 @@ class MAMLTRPO:
             "surrogate_change": (old_loss - result.loss) if result else 0.0,
             "ls_steps": float(result.steps if result else 0),
             "ls_accepted": float(bool(result and result.accepted)),
-            "step_scale": scale,
             "env_steps": float(sum(t.env_steps for t in trajs)),
             "inner_s": t1 - t0,
             "outer_s": t2 - t1,
@@ -207,18 +191,6 @@ class MAMLTRPO:
         with torch.no_grad():
             for k, v in unflatten(vector, params).items():
                 params[k].copy_(v)
-
-
-CALIBRATION_TARGET = 0.95  # calibrate_step aims at this fraction of max_kl
-
-
-def _calibration(evaluate, theta_flat, full_step, target_kl: float, limit: float = 4.0) -> float:
-    """``sqrt(target_kl / kl)`` for the KL measured at ``theta + full_step``, within
-    ``[1 / limit, limit]``; 1 when that KL is not finite and positive."""
-    _, kl = evaluate(theta_flat + full_step)
-    if not (math.isfinite(kl) and kl > 0):
-        return 1.0
-    return min(limit, max(1.0 / limit, math.sqrt(target_kl / kl)))
 
 
 def _vjp_of(fn: Callable[[Params], Params], theta: Params, vjp: Callable | None = None):

@@ -55,7 +55,6 @@ class Policy(nn.Module):
         hidden_sizes: Sequence[int],
         activation: str,
         generator: torch.Generator | None,
-        init_output_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -68,7 +67,6 @@ class Policy(nn.Module):
             for layer in self.layers:
                 nn.init.xavier_uniform_(layer.weight, generator=generator)
                 layer.bias.zero_()
-            self.layers[-1].weight.mul_(init_output_scale)
 
     def trunk(self, obs: Tensor) -> Tensor:
         act = ACTIVATIONS[self.activation]
@@ -127,11 +125,8 @@ class GaussianMLPPolicy(Policy):
         activation: str = "relu",
         init_log_std: float = 0.0,
         generator: torch.Generator | None = None,
-        init_output_scale: float = 1.0,
     ) -> None:
-        super().__init__(
-            obs_dim, action_dim, hidden_sizes, activation, generator, init_output_scale
-        )
+        super().__init__(obs_dim, action_dim, hidden_sizes, activation, generator)
         self.action_dim = action_dim
         self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
 
@@ -175,11 +170,8 @@ class CategoricalMLPPolicy(Policy):
         hidden_sizes: Sequence[int] = (100, 100),
         activation: str = "relu",
         generator: torch.Generator | None = None,
-        init_output_scale: float = 1.0,
     ) -> None:
-        super().__init__(
-            obs_dim, num_actions, hidden_sizes, activation, generator, init_output_scale
-        )
+        super().__init__(obs_dim, num_actions, hidden_sizes, activation, generator)
         self.num_actions = num_actions
 
     def forward(self, obs: Tensor) -> Dist:
@@ -211,12 +203,10 @@ def make_policy(
     activation: str = "relu",
     init_log_std: float = 0.0,
     generator: torch.Generator | None = None,
-    init_output_scale: float = 1.0,
 ) -> Policy:
     """Gaussian policy for a ``Box`` action space, categorical for ``Discrete``.
 
-    Weights are Xavier-uniform and biases zero; ``init_output_scale`` multiplies the output
-    layer's initial weights (0.01 starts from a nearly state-independent policy, mean ~0)."""
+    Weights are Xavier-uniform and biases zero."""
     from gymnasium import spaces
 
     if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
@@ -230,10 +220,9 @@ def make_policy(
             activation,
             init_log_std,
             generator,
-            init_output_scale,
         )
     if isinstance(action_space, spaces.Discrete):
         return CategoricalMLPPolicy(
-            obs_dim, int(action_space.n), hidden_sizes, activation, generator, init_output_scale
+            obs_dim, int(action_space.n), hidden_sizes, activation, generator
         )
     raise ValueError(f"unsupported action space {action_space}; use Box or Discrete")

@@ -122,6 +122,25 @@ def _check_keys(model: type[BaseModel], data: Any, path: str, source: str) -> No
             _check_keys(models[0], data[key], f"{path}.{key}" if path else key, source)
 
 
+def _drop_removed_keys(model: type[BaseModel], data: dict[str, Any], source: str) -> dict:
+    """Drop the keys a domain removed (``model.REMOVED_KEYS``) where they hold their old
+    default; any other value is a :class:`UserError` saying why the key went."""
+    removed = getattr(model, "REMOVED_KEYS", {})
+    if not removed:
+        return data
+    data = copy.deepcopy(data)
+    for dotted, (default, why) in removed.items():
+        *parents, key = dotted.split(".")
+        section = data
+        for part in parents:
+            section = section.get(part) if isinstance(section, dict) else None
+        if isinstance(section, dict) and key in section:
+            if section[key] != default:
+                raise UserError(f"{source}: `{dotted}` was removed: {why}; delete the key")
+            del section[key]
+    return data
+
+
 def _describe(err: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in err["loc"])
     value = err.get("input")
@@ -146,6 +165,7 @@ def validate(data: dict[str, Any], source: str = "config") -> BaseModel:
             "(fewshot: supervised few-shot; rl: meta-reinforcement learning)"
         )
     model = domain_schema(domain)
+    data = _drop_removed_keys(model, data, source)
     _check_keys(model, data, "", source)
     try:
         return model.model_validate(data)

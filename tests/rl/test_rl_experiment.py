@@ -41,33 +41,23 @@ def test_subsampled_curvature_still_takes_trust_region_steps():
         small_config("maml_trpo", hvp_subsample=0.0)
 
 
-def test_calibration_rescales_the_step_to_the_measured_kl():
-    """calibrate_step: scale = sqrt(target / KL measured at the full step), within [1/4, 4]; so a
-    quadratic KL lands exactly on the target (95% of max_kl in MAML-TRPO)."""
-    from metarl.rl.maml_trpo import _calibration
+def test_removed_keys_load_at_their_old_default_and_are_refused_otherwise():
+    """Run directories written before a key was removed keep loading; setting it says why it
+    went."""
+    from metarl.run.config import validate
+    from metarl.run.errors import UserError
 
-    theta = torch.zeros(3)
-    curvature = torch.tensor([1.0, 4.0, 9.0])
-
-    def quadratic(x):  # (loss, kl) with kl = 0.5 x^T C x
-        return 0.0, float(0.5 * (curvature * x * x).sum())
-
-    step = torch.tensor([0.01, -0.02, 0.005])
-    scale = _calibration(quadratic, theta, step, target_kl=0.01)
-    assert quadratic(scale * step)[1] == pytest.approx(0.01, rel=1e-6)
-    assert _calibration(quadratic, theta, 1e-6 * step, 0.01) == 4.0  # at most 4x up
-    assert _calibration(quadratic, theta, 1e3 * step, 0.01) == 0.25  # at most 4x down
-    assert _calibration(lambda x: (0.0, float("nan")), theta, step, 0.01) == 1.0
-    assert _calibration(lambda x: (0.0, 0.0), theta, step, 0.01) == 1.0
-
-
-def test_calibrated_steps_are_trust_region_steps():
-    exp = build(small_config("maml_trpo", hvp_subsample=0.25, calibrate_step=True))
-    for m in _train(exp, 2):
-        assert m["train/step_scale"] != 1.0
-        assert m["train/ls_accepted"] == 1.0
-        assert 0 < m["train/kl"] <= 0.01 + 1e-6
-        assert m["train/surrogate_change"] > 0
+    data = small_config().model_dump(mode="json")
+    data["algo"]["calibrate_step"] = False
+    data["policy"]["init_output_scale"] = 1.0
+    assert validate(data).algo.name == "maml_trpo"
+    data["algo"]["calibrate_step"] = True
+    with pytest.raises(UserError, match="`algo.calibrate_step` was removed: rescaling TRPO"):
+        validate(data)
+    data["algo"]["calibrate_step"] = False
+    data["policy"]["init_output_scale"] = 0.01
+    with pytest.raises(UserError, match="`policy.init_output_scale` was removed: .*delete the key"):
+        validate(data)
 
 
 @pytest.mark.slow

@@ -137,21 +137,3 @@ def test_action_map_gives_the_env_the_mapped_clipped_action(small_policy, rescal
     # with std 1 against a 0.1 box, unscaled actions are almost all clipped; scaled ones are not
     clipped = ((factor * actions).abs() >= 0.1).float().mean()
     assert (clipped < 0.5) if factor < 1 else (clipped > 0.8)
-
-
-@pytest.mark.parametrize("cls, out", [(GaussianMLPPolicy, 6), (CategoricalMLPPolicy, 4)])
-def test_init_output_scale_shrinks_only_the_output_layer(cls, out):
-    def build(scale):
-        return cls(
-            17, out, (32, 32), generator=torch.Generator().manual_seed(3), init_output_scale=scale
-        )
-
-    plain, small = build(1.0), build(0.01)
-    for a, b in zip(plain.layers[:-1], small.layers[:-1]):
-        torch.testing.assert_close(a.weight, b.weight)  # same draws for the trunk
-    torch.testing.assert_close(small.layers[-1].weight, 0.01 * plain.layers[-1].weight)
-    obs = torch.randn(64, 17, generator=torch.Generator().manual_seed(0))
-    head = small.trunk(obs)
-    # the output is 1% of the unscaled one: the initial policy barely depends on the state
-    torch.testing.assert_close(head, 0.01 * plain.trunk(obs))
-    assert head.abs().max() < 0.05 < plain.trunk(obs).abs().max()
