@@ -5,6 +5,7 @@
     metarl evaluate RUN_DIR [--split test] [--tasks N]
     metarl adapt RUN_DIR --task velocity=2.5 [--task ...] [--steps 3] [--episodes 20] [--video F]
     metarl compare RUN_DIR [RUN_DIR ...] [--group-by config|KEY] [--out F.png] [--json F]
+                   [--markdown]
     metarl envs
 
 Bad input (config, files, arguments) prints one ``error:`` line and exits with code 2.
@@ -78,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--out", type=Path, help="PNG of the adaptation curves of every group")
     c.add_argument("--json", type=Path, help="write the per-group aggregates as JSON")
+    c.add_argument(
+        "--markdown", action="store_true", help="print the tables as Markdown (for docs)"
+    )
     c.add_argument("--reps", type=int, default=2_000, help="bootstrap resamples (default 2000)")
 
     sub.add_parser("envs", help="list the registered task-distribution environments")
@@ -211,8 +215,11 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     if not console.is_terminal:  # piped into a file: keep run names and cells whole
         console = Console(width=max(console.width, 120))
     console.print(compare.legend(groups), markup=False, highlight=False)
-    for table in compare.tables(groups):
-        console.print(table)
+    if args.markdown:
+        console.print(compare.markdown(groups), markup=False, highlight=False, soft_wrap=True)
+    else:
+        for table in compare.tables(groups):
+            console.print(table)
     if args.json:
         console.print(f"wrote {compare.write_json(groups, args.json)}")
     if args.out:

@@ -276,6 +276,32 @@ def tables(groups: list[GroupSummary]) -> list[Any]:
     return [per_seed, agg]
 
 
+def markdown(groups: list[GroupSummary]) -> str:
+    """The two tables of :func:`tables` as Markdown (for a results document)."""
+    steps = len(groups[0].mean)
+    heads = [f"{s} step{'s' * (s != 1)}" for s in range(steps)]
+    lines = [
+        "| group | run | seed | tasks | " + " | ".join(heads) + " |",
+        "|---" * (4 + steps) + "|",
+    ]
+    for i, g in enumerate(groups, 1):
+        for r in g.runs:
+            cells = [f"{fmt(m)} ± {fmt(e)}" for m, e in zip(r.mean[:steps], r.stderr[:steps])]
+            row = [str(i), r.run_dir.name, str(r.seed), str(r.num_tasks), *cells]
+            lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "| group | seeds | " + " | ".join(heads) + " |", "|---" * (2 + steps) + "|"]
+    for i, g in enumerate(groups, 1):
+        for name, values in (("mean ± s.d.", None), ("median", g.median), ("IQM [95% CI]", None)):
+            if name.startswith("mean"):
+                cells = [f"{fmt(m)} ± {fmt(d)}" for m, d in zip(g.mean, g.std)]
+            elif name.startswith("IQM"):
+                cells = [f"{fmt(q)} [{fmt(lo)}, {fmt(hi)}]" for q, (lo, hi) in zip(g.iqm, g.iqm_ci)]
+            else:
+                cells = [fmt(v) for v in values]
+            lines.append(f"| {i}: {name} | {len(g.runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def write_json(groups: list[GroupSummary], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([g.as_dict() for g in groups], indent=2) + "\n")

@@ -93,4 +93,8 @@ def test_cli_prints_tables_and_writes_plot_and_json(tmp_path, capsys):
     data = json.loads(js.read_text())
     assert data[0]["seeds"] == [0, 1, 2] and data[0]["iqm"][1] == pytest.approx(-11.0)
     assert out.stat().st_size > 10_000
+    assert main(["compare", *runs, "--markdown", "--reps", "300"]) == 0
+    text = capsys.readouterr().out
+    assert "| 1 | s1 | 1 | 40 | -39.0 ± 0.5 | -11.0 ± 0.5 |" in text
+    assert "| 1: mean ± s.d. | 3 | -39.0 ± 1.0 | -11.0 ± 1.0 |" in text
     assert main(["compare", str(tmp_path / "missing")]) == 2
