@@ -16,9 +16,10 @@ TaskBatchingName = Literal["auto", "vmap", "loop"]
 
 
 class StrictModel(BaseModel):
-    """A config section: unknown keys are errors, values are validated on assignment."""
+    """A config section: unknown keys are errors, values are validated on assignment, and no
+    float field takes NaN or infinity (``max_kl: inf`` would pass a ``gt=0`` check)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class TrainConfig(StrictModel):

@@ -101,7 +101,7 @@ class SamplerConfig(StrictModel):
     num_threads: int = Field(default=1, gt=0)
     clip_actions: bool = True
     rescale_actions: bool = False
-    action_scale: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    action_scale: float = Field(default=1.0, gt=0)
 
     @model_validator(mode="after")
     def _worker_options(self) -> SamplerConfig:

@@ -57,3 +57,45 @@ def test_overrides_are_typed_and_nested():
 def test_missing_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def _float_fields(model, prefix=""):
+    """Dotted names of every float-valued field (float, optional, or a list of floats) of a
+    config model and its nested sections."""
+    import typing
+
+    from pydantic import BaseModel
+
+    out = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        args = typing.get_args(ann)
+        nested = [a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if nested:
+            out += _float_fields(nested[0], f"{prefix}{name}.")
+        elif any(typing.get_origin(a) in (list, tuple) for a in (ann, *args)):
+            if float in [t for a in (ann, *args) for t in typing.get_args(a)]:
+                out.append((f"{prefix}{name}", True))  # a list or tuple of floats
+        elif float in (ann, *args):
+            out.append((f"{prefix}{name}", False))
+    return out
+
+
+@pytest.mark.parametrize("domain", ["rl", "fewshot"])
+def test_every_float_field_rejects_nan_and_infinity(domain):
+    from metarl.run.config import domain_schema
+
+    base = (
+        "configs/maml_trpo/navigation2d.yaml"
+        if domain == "rl"
+        else str(SINUSOID.relative_to(SINUSOID.parents[2]))
+    )
+    root = SINUSOID.parents[2]
+    fields = _float_fields(domain_schema(domain))
+    names = [name for name, _ in fields]
+    assert ("algo.max_kl" if domain == "rl" else "algo.outer_lr") in names  # the walk works
+    for name, is_list in fields:
+        for bad in (".inf", "-.inf", ".nan"):
+            value = f"[{bad}, {bad}, {bad}]" if is_list else bad
+            with pytest.raises(UserError, match=f"`{name}[^`]*`.*finite"):
+                load_config(root / base, [f"{name}={value}"])
