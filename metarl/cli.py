@@ -141,6 +141,13 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
                 f"the checkpoint is at iteration {state['iteration']}, beyond --iterations "
                 f"{config.train.iterations}"
             )
+        if state["iteration"] == config.train.iterations and (run_dir / "summary.json").is_file():
+            raise UserError(
+                f"{run_dir} is complete (iteration {state['iteration']} of "
+                f"{config.train.iterations}, summary.json written); extend it with `metarl train "
+                f"--resume {run_dir} --iterations N` (N > {state['iteration']}), or re-evaluate "
+                f"it with `metarl evaluate {run_dir}`"
+            )
         trainer.train(config, run_dir, resume=True, console=console, checkpoint=state)
         return 0
     if not args.config:

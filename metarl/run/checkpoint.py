@@ -6,6 +6,7 @@ A checkpoint holds tensors and plain Python data only, so loading it never runs 
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -44,12 +45,24 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights only load failed" in str(e).lower():  # a pickled global: code, refused
+            raise UserError(
+                f"checkpoint {path} was refused: it holds pickled Python objects, i.e. code, "
+                "which metarl never loads (checkpoints hold tensors and plain data only); "
+                "nothing in it was run and nothing was changed. Use a checkpoint metarl wrote"
+            ) from None
+        raise _unreadable(path, e) from None
     except Exception as e:  # truncated, corrupt, or not a torch file
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(
-            f"checkpoint {path} is unreadable ({reason}); it may be truncated or corrupt. "
-            "Restore it from a backup or start a new run; nothing was changed"
-        ) from None
+        raise _unreadable(path, e) from None
     if not isinstance(state, dict) or "iteration" not in state or "experiment" not in state:
         raise UserError(f"checkpoint {path} is not a metarl checkpoint (no iteration/experiment)")
     return state
+
+
+def _unreadable(path: Path, e: Exception) -> UserError:
+    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return UserError(
+        f"checkpoint {path} is unreadable ({reason}); it may be truncated or corrupt. "
+        "Restore it from a backup or start a new run; nothing was changed"
+    )

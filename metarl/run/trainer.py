@@ -125,12 +125,12 @@ def train(
     A new run's directory is created only once the experiment is built, so a config that fails
     late (a missing dataset, say) leaves nothing behind. Training holds the run's lock: a second
     process on the same run is refused. On resume the (possibly extended) config is written back
-    under that lock.
+    under that lock, once the checkpoint has been restored (a checkpoint that does not fit
+    changes nothing).
     """
     with ExitStack() as stack:
         if resume:
             stack.enter_context(RunLock(run_dir))
-            (run_dir / CONFIG_NAME).write_text(dump_config(config))
         return _train(config, run_dir, resume, console or Console(), stack, checkpoint)
 
 
@@ -152,6 +152,7 @@ def _train(
     if resume:
         state = checkpoint if checkpoint is not None else load_checkpoint(checkpoint_path(run_dir))
         restore_state(experiment, state, run_dir)
+        (run_dir / CONFIG_NAME).write_text(dump_config(config))  # only once the state fits
         start, elapsed_before = int(state["iteration"]), float(state.get("elapsed_s", 0.0))
         console.print(f"resuming {run_dir} from iteration {start}")
     describe = getattr(experiment, "describe", None)  # optional: e.g. the resolved sampler

@@ -133,6 +133,42 @@ def test_truncated_checkpoint_is_reported_and_nothing_is_lost(run_copy):
     assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
 
 
+class _Payload:
+    """Pickled into a hostile checkpoint: unpickling it would create a marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_checkpoint_holding_code_is_refused_as_such_and_never_runs(run_copy, tmp_path):
+    run = run_copy
+    ckpt = run / "checkpoints" / "last.pt"
+    marker = tmp_path / "payload_ran"
+    state = torch.load(ckpt, weights_only=True)
+    state["experiment"]["payload"] = _Payload(marker)
+    torch.save(state, ckpt)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    for args in (("train", "--resume", str(run)), ("evaluate", str(run))):
+        res = run_cli(*args)
+        assert res.returncode == 2, res.stderr
+        assert "was refused: it holds pickled Python objects" in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+    assert not marker.exists()
+    assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+
+def test_resuming_a_finished_run_says_it_is_complete(run_copy):
+    run = run_copy
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    res = run_cli("train", "--resume", str(run))
+    assert res.returncode == 2
+    assert "is complete" in res.stderr and "--iterations" in res.stderr
+    assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+
 def test_checkpoint_of_another_model_is_reported_and_nothing_is_lost(run_copy):
     """A readable checkpoint whose weights do not fit the run's config (here: a layer's weight
     with the wrong shape) fails every command that loads it with one line naming it."""
@@ -148,7 +184,8 @@ def test_checkpoint_of_another_model_is_reported_and_nothing_is_lost(run_copy):
         return {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
 
     before = files()
-    for args in (("train", "--resume", str(run)), ("evaluate", str(run))):
+    resume = ("train", "--resume", str(run), "--iterations", "41")  # the run itself is complete
+    for args in (resume, ("evaluate", str(run))):
         res = run_cli(*args)
         assert res.returncode == 2, res.stderr
         assert f"checkpoint {ckpt} does not match the run's config" in res.stderr
