@@ -20,8 +20,11 @@ POOLINGS = ("stride", "max")
 
 
 class BatchStatNorm(nn.Module):
-    """Transductive batch normalisation: per-channel mean and ``E[x^2] - E[x]^2`` over the batch
-    (and H, W for images) of the current input, then a learnable affine. Exact under vmap."""
+    """Transductive batch normalisation: per-channel mean and variance over the batch (and H, W
+    for images) of the current input, then a learnable affine. Composite ops only, so exact
+    under vmap; the variance is two-pass (the mean of squared deviations), because
+    ``E[x^2] - E[x]^2`` in float32 goes negative (then NaN through rsqrt) when the mean is large
+    against the spread."""
 
     def __init__(self, num_features: int, eps: float = 1e-5) -> None:
         super().__init__()
@@ -32,14 +35,15 @@ class BatchStatNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         dims = [0, *range(2, x.dim())]
         shape = [1, -1] + [1] * (x.dim() - 2)
-        mean = x.mean(dims, keepdim=True)
-        var = (x * x).mean(dims, keepdim=True) - mean * mean
-        x_hat = (x - mean) * torch.rsqrt(var + self.eps)
+        centred = x - x.mean(dims, keepdim=True)
+        var = (centred * centred).mean(dims, keepdim=True)
+        x_hat = centred * torch.rsqrt(var + self.eps)
         return x_hat * self.weight.view(shape) + self.bias.view(shape)
 
 
 class GroupStatNorm(nn.Module):
-    """Group normalisation (per example, over channel groups and H, W) from composite ops."""
+    """Group normalisation (per example, over channel groups and H, W) from composite ops, with
+    a two-pass variance as :class:`BatchStatNorm`."""
 
     def __init__(self, num_groups: int, num_features: int, eps: float = 1e-5) -> None:
         super().__init__()
@@ -55,9 +59,9 @@ class GroupStatNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         n, c = x.shape[:2]
         g = x.reshape(n, self.num_groups, -1)
-        mean = g.mean(-1, keepdim=True)
-        var = (g * g).mean(-1, keepdim=True) - mean * mean
-        x_hat = ((g - mean) * torch.rsqrt(var + self.eps)).reshape(x.shape)
+        centred = g - g.mean(-1, keepdim=True)
+        var = (centred * centred).mean(-1, keepdim=True)
+        x_hat = (centred * torch.rsqrt(var + self.eps)).reshape(x.shape)
         shape = [1, -1] + [1] * (x.dim() - 2)
         return x_hat * self.weight.view(shape) + self.bias.view(shape)
 
