@@ -58,17 +58,33 @@ def test_normalized_advantages_per_task():
     torch.testing.assert_close(var, torch.ones(3, dtype=torch.float64), atol=1e-6, rtol=0)
 
 
-def test_linear_baseline_equals_lstsq():
+def _rllab_features(o, t):
+    """rllab's LinearFeatureBaseline features of one step, written out by hand: the clipped
+    observation, its square, t/100 and its square and cube, and 1."""
+    o = [min(10.0, max(-10.0, float(v))) for v in o]
+    s = t / 100.0
+    return [*o, *(v * v for v in o), s, s * s, s * s * s, 1.0]
+
+
+def test_linear_baseline_equals_lstsq_on_the_rllab_features():
     g = torch.Generator().manual_seed(4)
-    obs = torch.randn(3, 5, 20, 2, generator=g, dtype=torch.float64)
+    obs = 6 * torch.randn(3, 5, 20, 2, generator=g, dtype=torch.float64)  # some beyond +-10
     mask = torch.ones(3, 5, 20, dtype=torch.float64)
     mask[0, 0, 15:] = 0
     returns = torch.randn(3, 5, 20, generator=g, dtype=torch.float64) * mask
     weights = fit_linear_baseline(obs, returns, mask, reg_coeff=0.0)
     feats = baseline_features(obs, mask)
     for i in range(3):
-        x = feats[i].reshape(-1, feats.shape[-1])
-        y = returns[i].reshape(-1, 1)
+        rows = [
+            (_rllab_features(obs[i, e, t], t), float(returns[i, e, t]))
+            for e in range(5)
+            for t in range(20)
+            if mask[i, e, t] > 0
+        ]
+        x = torch.tensor([r[0] for r in rows], dtype=torch.float64)
+        y = torch.tensor([[r[1]] for r in rows], dtype=torch.float64)
+        valid = mask[i].reshape(-1) > 0
+        torch.testing.assert_close(feats[i].reshape(-1, feats.shape[-1])[valid], x)
         expected = torch.linalg.lstsq(x, y).solution.squeeze(-1)
         torch.testing.assert_close(weights[i], expected, atol=1e-8, rtol=1e-6)
     values = linear_baseline_values(obs, returns, mask, reg_coeff=0.0)

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from metarl.core import named_params
@@ -14,6 +15,7 @@ from metarl.rl.trpo import (
     line_search,
     meta_kl_hvp,
     one_step_kl_hvp,
+    trpo_step_direction,
     unflatten,
 )
 
@@ -28,6 +30,23 @@ def test_conjugate_gradient_solves_spd_system():
     # the accumulated product equals A x at any iteration count (TRPO's s^T H s without a matvec)
     x, ax = conjugate_gradient_with_product(lambda v: spd @ v, b, iters=4)
     torch.testing.assert_close(ax, spd @ x, atol=1e-10, rtol=1e-10)
+
+
+def test_trpo_step_is_the_natural_gradient_scaled_to_the_trust_region():
+    """With exact CG the step is -sqrt(2 max_kl / g^T H^-1 g) H^-1 g, written out here with a
+    dense solve: its quadratic KL 1/2 s^T H s equals max_kl and it descends along -g."""
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(12, 12, generator=g, dtype=torch.float64)
+    h = a @ a.T + 0.5 * torch.eye(12, dtype=torch.float64)
+    grad = torch.randn(12, generator=g, dtype=torch.float64)
+    step = trpo_step_direction(grad, lambda v: h @ v, max_kl=0.02, cg_iters=12)
+    natural = torch.linalg.solve(h, grad)
+    expected = -math.sqrt(2 * 0.02 / float(grad @ natural)) * natural
+    torch.testing.assert_close(step, expected, atol=1e-8, rtol=1e-6)
+    assert 0.5 * float(step @ h @ step) == pytest.approx(0.02, rel=1e-6)
+    assert float(step @ grad) < 0
+    # no step where the curvature is not positive
+    assert trpo_step_direction(grad, lambda v: -v, 0.02, 5) is None
 
 
 def test_kl_hessian_product_equals_double_backward_of_the_kl():
