@@ -67,14 +67,17 @@ def map_tasks(
 
 
 def choose_task_batching(
-    run: Callable[[str], None], repeats: int = 5
+    run: Callable[[str], None],
+    repeats: int = 5,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> tuple[str, dict[str, float]]:
     """Time ``run(mode)`` for ``"vmap"`` and ``"loop"``; return the faster mode and the timings.
 
     ``run`` should perform one full meta-iteration's computation (forward and backward) on a real
     batch without changing any state. After one warm-up call each, the modes are timed in turn
     (interleaved, so a burst of load elsewhere hits both) and each keeps its fastest time: the
-    minimum is the estimate least disturbed by other processes on a shared machine.
+    minimum is the estimate least disturbed by other processes on a shared machine. ``clock``
+    reads the time (tests pass a fake one).
     """
     modes = ("vmap", "loop")
     for mode in modes:
@@ -82,7 +85,7 @@ def choose_task_batching(
     timings = {mode: float("inf") for mode in modes}
     for _ in range(repeats):
         for mode in modes:
-            start = time.perf_counter()
+            start = clock()
             run(mode)
-            timings[mode] = min(timings[mode], time.perf_counter() - start)
+            timings[mode] = min(timings[mode], clock() - start)
     return min(timings, key=timings.__getitem__), timings

@@ -14,3 +14,16 @@ CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.yaml
 def test_shipped_config_validates(path):
     config = load_config(path)
     assert config.train.iterations > 0
+
+
+def test_paper_variants_differ_from_the_defaults_only_in_what_they_name():
+    from metarl.run.compare import flatten
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    for paper in sorted(root.rglob("*_paper.yaml")):
+        default = paper.with_name(paper.name.replace("_paper", ""))
+        a = flatten(load_config(paper).model_dump(mode="json"))
+        b = flatten(load_config(default).model_dump(mode="json"))
+        differing = {k for k in a if a[k] != b[k]}
+        assert differing == {"policy.activation"}, (paper.name, differing)
+        assert a["policy.activation"] == "relu"  # the MAML code's policy
