@@ -222,3 +222,27 @@ def test_one_step_fast_path_matches_finite_differences():
         got = jt(w)
         for k in theta:
             torch.testing.assert_close(got[k], expected[k], atol=1e-10, rtol=1e-8)
+
+
+def test_inner_step_vmap_equals_loop_equals_an_independent_reinforce_step():
+    """The inner policy-gradient step in the mode that runs (vmap) and in the loop, against a
+    step written here from torch.distributions: theta_i' = theta - lr * grad of
+    -sum(log N(a | mu, sigma) * A * mask) / sum(mask), task by task."""
+    policy, _, theta, support, *_ = _meta_kl_problem(first_order=False, steps=1)
+    data = support[0]
+    steps = {
+        mode: InnerLoop(policy, inner_lr=0.3, task_batching=mode).step(theta, data, False)
+        for mode in ("vmap", "loop")
+    }
+    for i in range(data["obs"].shape[0]):
+        params = {k: v.clone().requires_grad_() for k, v in theta.items()}
+        mean, log_std = torch.func.functional_call(policy, params, (data["obs"][i],))
+        dist = torch.distributions.Normal(mean, log_std.exp())
+        logp = dist.log_prob(data["actions"][i]).sum(-1)
+        mask = data["mask"][i]
+        loss = -(logp * data["advantages"][i] * mask).sum() / mask.sum()
+        grads = torch.autograd.grad(loss, list(params.values()))
+        for (name, value), g in zip(theta.items(), grads):
+            expected = value - 0.3 * g
+            for mode, stepped in steps.items():
+                torch.testing.assert_close(stepped[name][i], expected, msg=f"{mode}: {name}")
