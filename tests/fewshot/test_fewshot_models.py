@@ -75,8 +75,25 @@ def test_anil_and_reptile_run_on_sampled_batches() -> None:
     model = Conv4(1, 3, filters=8, image_size=12)
     anil = MAML(model, classification_loss(model), 0.4, adapt_prefixes=["head."])
     assert anil.adapt_names == ["head.weight", "head.bias"]
+    # ANIL's inner step moves the head only, by -0.4 x the support cross-entropy's gradient
+    adapted = anil.adapt_batch(batch.support, mode="loop")
+    theta = named_params(model)
+    for i in range(4):
+        x, y = batch.support[0][i], batch.support[1][i]
+        head = {k: v.detach().clone().requires_grad_() for k, v in theta.items() if "head" in k}
+        rest = {k: v.detach() for k, v in theta.items() if "head" not in k}
+        logits = torch.func.functional_call(model, {**rest, **head}, (x,))
+        grads = torch.autograd.grad(F.cross_entropy(logits, y), list(head.values()))
+        for (name, value), g in zip(head.items(), grads):
+            torch.testing.assert_close(adapted[name][i], value - 0.4 * g)
+        for name, value in rest.items():
+            torch.testing.assert_close(adapted[name][i], value)
+    # the meta-gradient still reaches the body (through the adapted head's input features)
     loss, _ = anil.meta_loss(batch.support, batch.query)
     loss.backward()
+    grads = [p.grad for n, p in model.named_parameters() if not n.startswith("head.")]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
     reptile = Reptile(model, classification_loss(model), 0.1, inner_steps=2)
     before = model.head.weight.detach().clone()
     reptile.meta_step(batch.support, eps=0.5)
