@@ -82,16 +82,22 @@ def test_describe_families():
 
 
 def test_render_rgb_array_headless():
+    """Skipped only where the chosen headless GL backend's library is absent (.ci/run installs
+    EGL); where it exists, rendering must work and draw something."""
+    import ctypes.util
     import os
 
-    if os.environ.get("MUJOCO_GL") not in ("egl", "osmesa"):
+    backend = os.environ.get("MUJOCO_GL")
+    if backend not in ("egl", "osmesa"):
         pytest.skip("needs MUJOCO_GL=egl or osmesa")
+    library = {"egl": "EGL", "osmesa": "OSMesa"}[backend]
+    if ctypes.util.find_library(library) is None:
+        pytest.skip(f"MUJOCO_GL={backend} but lib{library} is not installed")
     env = gymnasium.make("metarl/HalfCheetahVel-v0", render_mode="rgb_array", width=64, height=64)
     env.reset(seed=0)
     try:
         frame = env.render()
-    except Exception as e:  # no GL library in this environment
-        pytest.skip(f"no headless GL here: {type(e).__name__}: {e}")
     finally:
         env.close()
     assert frame.shape == (64, 64, 3)
+    assert frame.std() > 5  # a drawn scene (floor, cheetah), not a blank buffer
