@@ -109,6 +109,11 @@ def test_adaptation_curve_zero_steps():
     maml = MAML(model, mse_loss(model), 0.1)
     curve = maml.adaptation_curve(support, query, 0, mode="loop")
     assert curve["loss"].shape == (1, TASKS)
+    # the single row is the unadapted model's query loss, task by task
+    loss_fn, theta = mse_loss(model), named_params(model)
+    for i in range(TASKS):
+        expected, _ = loss_fn(theta, (query[0][i], query[1][i]))
+        assert float(curve["loss"][0, i]) == pytest.approx(float(expected), rel=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------
