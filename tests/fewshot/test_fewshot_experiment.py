@@ -200,3 +200,16 @@ def test_reptile_only_settings_are_rejected_elsewhere(algo, eval_, match):
 
     with pytest.raises(UserError, match=match):
         make(task={"name": "sinusoid"}, algo=algo, eval=eval_)
+
+
+def test_rotations_make_new_classes_on_the_train_split_only(tmp_path):
+    """Omniglot protocol: with task.rotations the 6 training classes become 24 (x4 rotations);
+    validation and test classes are never rotated."""
+    from metarl.fewshot.sources import EpisodeSource
+
+    cfg = make(task={**_folder_task(tmp_path, query=1), "rotations": True})
+    source = EpisodeSource(cfg)
+    train, test = source.sampler("train", 1), source.sampler("test", 1)
+    assert (train.num_rotations, train.num_classes) == (4, 4 * source.data("train").num_classes)
+    assert (test.num_rotations, test.num_classes) == (1, source.data("test").num_classes)
+    assert source.sampler("val", 1).num_rotations == 1
