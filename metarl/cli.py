@@ -8,7 +8,9 @@
                    [--markdown]
     metarl envs
 
-Bad input (config, files, arguments) prints one ``error:`` line and exits with code 2.
+Bad input (config, files, arguments) prints one ``error:`` line and exits with code 2; a fault of
+the machine (a full disk, a dead sampler worker) prints one ``error:`` line saying what was kept
+and exits with code 3.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from metarl.faults import EnvironmentFault
 from metarl.run.errors import UserError
 
 
@@ -281,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except EnvironmentFault as e:  # a full disk, a dead sampler worker: not the user's input
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print(
             "interrupted; continue from the last checkpoint (every train.checkpoint_every "

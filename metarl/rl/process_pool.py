@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from metarl.faults import EnvironmentFault
+
 from .rollout import Arrays
 from .workers import Job, RolloutWorker, WorkerSpec, close_at_exit
 
@@ -177,7 +179,7 @@ class ProcessPool:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 running = "; ".join(f"{w.name}: {j.label}" for w, j in busy.items())
-                raise RuntimeError(
+                raise EnvironmentFault(
                     f"sampling did not finish within timeout_s={self.timeout_s} s; still "
                     f"running: {running}. The workers were shut down and start again on the "
                     "next sample() call; raise sampler.timeout_s if the phase is just long"
@@ -199,8 +201,8 @@ class ProcessPool:
         return results, errors
 
     @staticmethod
-    def _died(worker: _Worker, job: Job) -> RuntimeError:
-        return RuntimeError(
+    def _died(worker: _Worker, job: Job) -> EnvironmentFault:
+        return EnvironmentFault(
             f"{worker.name} died ({worker.death()}) while running {job.label}; the sampler's "
             "workers were shut down and start again on the next sample() call"
         )

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from metarl.faults import EnvironmentFault
+
 from .backends import available_cores
 from .rollout import Arrays
 from .workers import Job, RolloutWorker, WorkerSpec, close_at_exit
@@ -99,7 +101,7 @@ class RayPool:
             if not done:
                 running = "; ".join(f"worker {i}: {jobs[i].label}" for i in pending.values())
                 self._kill_actors()
-                raise RuntimeError(
+                raise EnvironmentFault(
                     f"sampling did not finish within timeout_s={self.timeout_s} s; still "
                     f"running: {running}. The actors were killed and start again on the next "
                     "sample() call; raise sampler.timeout_s if the phase is just long"
@@ -109,7 +111,7 @@ class RayPool:
                 results[i] = ray.get(done[0])
             except ray.exceptions.RayActorError as e:
                 self._kill_actors()
-                raise RuntimeError(
+                raise EnvironmentFault(
                     f"sampler worker {i} (Ray actor) died while running {jobs[i].label}: {e}; "
                     "the actors were killed and start again on the next sample() call"
                 ) from None

@@ -10,16 +10,16 @@ from typing import Any
 
 
 class MetricsLog:
-    """Append-only metrics; on resume, rows past the checkpoint are dropped so the file matches
-    the state the run continues from."""
+    """Append-only metrics; on resume, rows past the checkpoint (and a torn last line) are
+    dropped so the file matches the state the run continues from."""
 
     def __init__(self, run_dir: Path, resume_from: int | None = None) -> None:
         self.path = run_dir / "metrics.jsonl"
         if resume_from is not None and self.path.exists():
             kept = [
-                line
-                for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("iteration", 0) <= resume_from
+                json.dumps(row)
+                for row in _parse(self.path.read_text())
+                if row.get("iteration", 0) <= resume_from
             ]
             self.path.write_text("".join(line + "\n" for line in kept))
         self._file = self.path.open("a")
@@ -54,4 +54,18 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return _parse(path.read_text())
+
+
+def _parse(text: str) -> list[dict[str, Any]]:
+    """The rows of ``metrics.jsonl``; a torn last line (a write cut short by a full disk or a
+    kill) is dropped, so a run that stopped mid-write still reads and resumes."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i != len(lines) - 1:
+                raise
+    return rows

@@ -6,6 +6,7 @@ plumbing, written once.
 
 from __future__ import annotations
 
+import errno
 import json
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from metarl.core import AdaptationCurve
+from metarl.faults import EnvironmentFault
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import dump_config
@@ -131,7 +133,28 @@ def train(
     with ExitStack() as stack:
         if resume:
             stack.enter_context(RunLock(run_dir))
-        return _train(config, run_dir, resume, console or Console(), stack, checkpoint)
+        try:
+            return _train(config, run_dir, resume, console or Console(), stack, checkpoint)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise EnvironmentFault(_disk_full_message(run_dir, e)) from None
+
+
+def _disk_full_message(run_dir: Path, error: OSError) -> str:
+    """What a full disk cost: where it struck, the intact checkpoint, how to go on."""
+    where = f" writing {error.filename}" if error.filename else ""
+    path = checkpoint_path(run_dir)
+    try:
+        kept = (
+            f"the checkpoint of iteration {load_checkpoint(path)['iteration']} ({path}) is intact"
+        )
+    except UserError:
+        kept = "no checkpoint had been written yet"
+    return (
+        f"no space left on the device{where} ({error.strerror}); {kept} and metrics.jsonl holds "
+        f"every complete row. Free space, then continue with `metarl train --resume {run_dir}`"
+    )
 
 
 def _train(

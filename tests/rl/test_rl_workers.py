@@ -11,6 +11,7 @@ import torch
 from rl_testing import NAV, SLOW_NAV, nav_tasks, register_slow_nav
 
 from metarl.core import stack_params
+from metarl.faults import EnvironmentFault
 from metarl.rl import backends
 from metarl.rl.policies import GaussianMLPPolicy
 from metarl.rl.sampler import Sampler
@@ -130,7 +131,7 @@ def test_killed_or_stuck_worker_raises_naming_it_without_hanging_and_restarts():
         killer = threading.Timer(0.3, os.kill, (victim, signal.SIGKILL))
         killer.start()
         start = time.monotonic()
-        with pytest.raises(RuntimeError) as info:
+        with pytest.raises(EnvironmentFault) as info:  # the CLI's exit code 3
             sampler.sample(params, tasks, 1)
         killer.join()
         assert time.monotonic() - start < 10.0
@@ -141,7 +142,7 @@ def test_killed_or_stuck_worker_raises_naming_it_without_hanging_and_restarts():
         traj = sampler.sample(params, tasks[:2], 1)  # fresh workers
         assert traj.obs.shape == (2, 1, 60, 2) and victim not in sampler._pool.pids
         sampler._pool.timeout_s = 0.2  # a stuck phase (here: merely slow) fails the same way
-        with pytest.raises(RuntimeError, match=r"did not finish within timeout_s=0.2 s"):
+        with pytest.raises(EnvironmentFault, match=r"did not finish within timeout_s=0.2 s"):
             sampler.sample(params, tasks, 1)
         assert sampler._pool.pids == []
     finally:

@@ -1,0 +1,94 @@
+"""A full disk mid-run, injected as ENOSPC: one error line (exit code 3) naming the intact
+checkpoint, nothing earlier lost, and ``--resume`` continues once space is back."""
+
+from __future__ import annotations
+
+import errno
+import json
+from pathlib import Path
+
+import pytest
+
+from metarl.cli import main
+from metarl.run import metrics, trainer
+from metarl.run.metrics import read_metrics
+
+SINUSOID = Path(__file__).resolve().parents[2] / "configs" / "fewshot" / "sinusoid_maml.yaml"
+ARGS = [
+    "--iterations", "30", "--eval-tasks", "10",
+    "--set", "train.log_every=5", "--set", "train.checkpoint_every=10",
+    "--set", "algo.task_batching=loop", "--set", "train.num_threads=1",
+]  # fmt: skip
+
+
+def _enospc(path: str) -> OSError:
+    return OSError(errno.ENOSPC, "No space left on device", path)
+
+
+def _finish_and_check(run: Path, capsys) -> None:
+    assert main(["train", "--resume", str(run)]) == 0
+    capsys.readouterr()
+    # every row once: the rows past the checkpoint were dropped on resume and logged again
+    assert [r["iteration"] for r in read_metrics(run)] == [5, 10, 15, 20, 25, 30, 30]  # + eval
+    assert json.loads((run / "summary.json").read_text())["iterations"] == 30
+
+
+def test_disk_full_while_checkpointing(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    real = trainer.save_checkpoint
+    calls = []
+
+    def save(state, path):
+        calls.append(state["iteration"])
+        if state["iteration"] == 20:  # the second checkpoint finds the disk full
+            raise _enospc(str(path))
+        return real(state, path)
+
+    monkeypatch.setattr(trainer, "save_checkpoint", save)
+    assert main(["train", str(SINUSOID), "--run-dir", str(run), *ARGS]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no space left on the device")
+    assert "the checkpoint of iteration 10" in err[0] and "--resume" in err[0]
+    monkeypatch.setattr(trainer, "save_checkpoint", real)
+    _finish_and_check(run, capsys)
+
+
+def test_disk_full_mid_row_leaves_a_torn_line_that_resume_drops(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    real = metrics.MetricsLog.log
+
+    def log(self, iteration, values):
+        if iteration == 25 and not values.get("eval"):  # half a row, then the disk is full
+            self._file.write('{"iteration": 25, "train/')
+            self._file.flush()
+            raise _enospc(str(self.path))
+        return real(self, iteration, values)
+
+    monkeypatch.setattr(metrics.MetricsLog, "log", log)
+    assert main(["train", str(SINUSOID), "--run-dir", str(run), *ARGS]) == 3
+    err = capsys.readouterr().err
+    assert "no space left" in err and "the checkpoint of iteration 20" in err
+    assert [r["iteration"] for r in read_metrics(run)] == [5, 10, 15, 20]  # torn row dropped
+    monkeypatch.setattr(metrics.MetricsLog, "log", real)
+    _finish_and_check(run, capsys)
+
+
+def test_other_os_errors_are_not_called_a_full_disk(tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        trainer, "save_checkpoint", lambda state, path: (_ for _ in ()).throw(PermissionError())
+    )
+    with pytest.raises(PermissionError):
+        main(["train", str(SINUSOID), "--run-dir", str(tmp_path / "run"), *ARGS])
+
+
+def test_a_machine_fault_is_one_line_with_exit_code_3(monkeypatch, capsys):
+    from metarl.faults import EnvironmentFault
+
+    def fail(*args, **kwargs):
+        raise EnvironmentFault("sampler worker 0 (pid 1) died (killed by SIGKILL) while ...")
+
+    monkeypatch.setattr(trainer, "train", fail)
+    assert main(["train", str(SINUSOID), "--run-dir", "unused", "--iterations", "1"]) == 3
+    assert capsys.readouterr().err == (
+        "error: sampler worker 0 (pid 1) died (killed by SIGKILL) while ...\n"
+    )
