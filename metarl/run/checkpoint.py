@@ -5,6 +5,7 @@ A checkpoint holds tensors and plain Python data only, so loading it never runs 
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import tempfile
@@ -22,10 +23,12 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Write ``state`` to ``path`` so that a crash at any moment leaves the old file intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()  # serialise in memory: torch.save on a full disk raises a RuntimeError
+    torch.save(state, buffer)  # ("unexpected pos"), a plain write raises OSError(ENOSPC)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            f.write(buffer.getbuffer())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -92,3 +92,40 @@ def test_a_machine_fault_is_one_line_with_exit_code_3(monkeypatch, capsys):
     assert capsys.readouterr().err == (
         "error: sampler worker 0 (pid 1) died (killed by SIGKILL) while ...\n"
     )
+
+
+def test_checkpoint_write_on_a_full_disk_raises_enospc_and_keeps_the_old_file(
+    tmp_path, monkeypatch
+):
+    """torch.save straight into a full file raises a RuntimeError ("unexpected pos", found on a
+    600 kB tmpfs); serialising in memory first makes the failure the write's OSError(ENOSPC),
+    and the previous checkpoint stays whole."""
+    import os
+
+    import torch
+
+    from metarl.run import checkpoint
+
+    path = tmp_path / "last.pt"
+    checkpoint.save_checkpoint({"iteration": 1, "experiment": {"w": torch.ones(3)}}, path)
+    before = path.read_bytes()
+
+    class FullFile:
+        def __init__(self, fd):
+            os.close(fd)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, data):
+            raise _enospc(None)
+
+    monkeypatch.setattr(checkpoint.os, "fdopen", lambda fd, mode: FullFile(fd))
+    with pytest.raises(OSError) as info:
+        checkpoint.save_checkpoint({"iteration": 2, "experiment": {"w": torch.zeros(3)}}, path)
+    assert info.value.errno == errno.ENOSPC
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temp file left
