@@ -138,23 +138,27 @@ def train(
         except OSError as e:
             if e.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
-            raise EnvironmentFault(_disk_full_message(run_dir, e)) from None
+            where = f" writing {e.filename}" if e.filename else ""
+            raise EnvironmentFault(
+                f"no space left on the device{where} ({e.strerror}); {_kept(run_dir)} and "
+                "metrics.jsonl holds every complete row. Free space, then continue with "
+                f"`metarl train --resume {run_dir}`"
+            ) from None
+        except EnvironmentFault as e:  # a sampler worker died or got stuck
+            raise EnvironmentFault(
+                f"{e}. {_kept(run_dir).capitalize()}; continue with "
+                f"`metarl train --resume {run_dir}`"
+            ) from None
 
 
-def _disk_full_message(run_dir: Path, error: OSError) -> str:
-    """What a full disk cost: where it struck, the intact checkpoint, how to go on."""
-    where = f" writing {error.filename}" if error.filename else ""
+def _kept(run_dir: Path) -> str:
+    """Which checkpoint a failed run can continue from."""
     path = checkpoint_path(run_dir)
     try:
-        kept = (
-            f"the checkpoint of iteration {load_checkpoint(path)['iteration']} ({path}) is intact"
-        )
+        iteration = load_checkpoint(path)["iteration"]
     except UserError:
-        kept = "no checkpoint had been written yet"
-    return (
-        f"no space left on the device{where} ({error.strerror}); {kept} and metrics.jsonl holds "
-        f"every complete row. Free space, then continue with `metarl train --resume {run_dir}`"
-    )
+        return "no checkpoint had been written yet"
+    return f"the checkpoint of iteration {iteration} ({path}) is intact"
 
 
 def _train(

@@ -129,3 +129,21 @@ def test_checkpoint_write_on_a_full_disk_raises_enospc_and_keeps_the_old_file(
     assert info.value.errno == errno.ENOSPC
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temp file left
+
+
+def test_a_dead_worker_during_training_names_the_checkpoint_to_resume_from(
+    tmp_path, monkeypatch, capsys
+):
+    from metarl.faults import EnvironmentFault
+
+    def fail(*args, **kwargs):
+        raise EnvironmentFault("sampler worker 0 (pid 1) died (killed by SIGKILL)")
+
+    monkeypatch.setattr(trainer, "_train", fail)
+    run = tmp_path / "run"
+    assert main(["train", str(SINUSOID), "--run-dir", str(run), "--iterations", "1"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "error: sampler worker 0 (pid 1) died (killed by SIGKILL). No checkpoint had been "
+        f"written yet; continue with `metarl train --resume {run}`"
+    ]
