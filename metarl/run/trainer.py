@@ -140,25 +140,24 @@ def train(
                 raise
             where = f" writing {e.filename}" if e.filename else ""
             raise EnvironmentFault(
-                f"no space left on the device{where} ({e.strerror}); {_kept(run_dir)} and "
-                "metrics.jsonl holds every complete row. Free space, then continue with "
-                f"`metarl train --resume {run_dir}`"
+                f"no space left on the device{where} ({e.strerror}); metrics.jsonl holds every "
+                f"complete row and {_how_to_continue(run_dir, 'free space, then ')}"
             ) from None
         except EnvironmentFault as e:  # a sampler worker died or got stuck
-            raise EnvironmentFault(
-                f"{e}. {_kept(run_dir).capitalize()}; continue with "
-                f"`metarl train --resume {run_dir}`"
-            ) from None
+            raise EnvironmentFault(f"{e}; {_how_to_continue(run_dir)}") from None
 
 
-def _kept(run_dir: Path) -> str:
-    """Which checkpoint a failed run can continue from."""
+def _how_to_continue(run_dir: Path, first: str = "") -> str:
+    """The checkpoint a failed run can continue from, and the command; or that there is none."""
     path = checkpoint_path(run_dir)
     try:
         iteration = load_checkpoint(path)["iteration"]
     except UserError:
-        return "no checkpoint had been written yet"
-    return f"the checkpoint of iteration {iteration} ({path}) is intact"
+        return f"no checkpoint had been written yet: {first}start the run again"
+    return (
+        f"the checkpoint of iteration {iteration} ({path}) is intact: {first}continue with "
+        f"`metarl train --resume {run_dir}`"
+    )
 
 
 def _train(

@@ -144,6 +144,6 @@ def test_a_dead_worker_during_training_names_the_checkpoint_to_resume_from(
     assert main(["train", str(SINUSOID), "--run-dir", str(run), "--iterations", "1"]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        "error: sampler worker 0 (pid 1) died (killed by SIGKILL). No checkpoint had been "
-        f"written yet; continue with `metarl train --resume {run}`"
+        "error: sampler worker 0 (pid 1) died (killed by SIGKILL); no checkpoint had been "
+        "written yet: start the run again"
     ]
