@@ -85,7 +85,8 @@ class FewShotExperiment:
     # -- training -------------------------------------------------------------------------
     def _resolve_batching(self, support: Any, query: Any) -> None:
         """``task_batching: auto``: time vmap and the loop on the first real batch, keep the
-        faster (REFERENCE.md: which one wins depends on the model and the query size)."""
+        faster (which one wins depends on the model and the query size: on 2 CPU cores vmap was
+        ~2.2x faster for 5-way 1-shot Omniglot with one query image per class, slower with 15)."""
         if self.task_batching != "auto":
             return
 

@@ -326,7 +326,7 @@ def test_anil_body_gets_second_order_gradient_through_head_adaptation(mode):
 
 
 class CompositeNorm(nn.Module):
-    """Batch normalisation over dim 0 from composite ops (REFERENCE.md section 6): mean and
+    """Batch normalisation over dim 0 from composite ops: mean and
     E[x^2] - E[x]^2, then one affine. Native batch-norm gives wrong second-order gradients
     under vmap; this form must match the loop exactly."""
 

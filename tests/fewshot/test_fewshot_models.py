@@ -51,7 +51,7 @@ def test_norms_stay_exact_in_float32_when_the_mean_dwarfs_the_spread() -> None:
 
 @pytest.mark.parametrize("normalization", ["batch", "group"])
 def test_second_order_meta_gradient_vmap_equals_loop(normalization: str) -> None:
-    """REFERENCE section 6: native batch norm under vmap gives wrong second-order gradients."""
+    """Native batch norm under vmap gives wrong second-order gradients; ours must not."""
     torch.manual_seed(0)
     model = Conv4(1, 3, filters=4, normalization=normalization, image_size=8, num_groups=2)
     model = model.double()
