@@ -1,4 +1,4 @@
-"""Ant velocity, direction and goal tasks (MAML paper, REFERENCE §1).
+"""Ant velocity, direction and goal tasks (MAML paper section 5.3).
 
 Subclasses of Gymnasium's ``Ant-v5`` (all its kwargs: ``xml_file``, ``frame_skip``,
 ``ctrl_cost_weight``, ``contact_cost_weight``, ``healthy_z_range``, ``reset_noise_scale``,

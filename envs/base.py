@@ -5,7 +5,7 @@ A *task* is a small JSON-able dict (plain Python floats, ints and nested lists),
 two ranges:
 
 * the **sampling range** (``low``/``high`` or ``choices``): the training distribution that
-  :meth:`TaskEnvMixin.sample_tasks` draws from (REFERENCE §1 for the paper families);
+  :meth:`TaskEnvMixin.sample_tasks` draws from (the MAML paper's ranges for its families);
 * the **valid range** (``valid_low``/``valid_high``): what :meth:`TaskEnvMixin.set_task` accepts.
   It is wider, so out-of-distribution variants (``velocity=2.5`` for a [0, 2] training range) can
   be used for adaptation; only nonsense (unknown key, wrong type or shape, NaN/inf, a value

@@ -1,4 +1,4 @@
-"""HalfCheetah velocity and direction tasks (MAML paper, REFERENCE §1).
+"""HalfCheetah velocity and direction tasks (MAML paper section 5.3).
 
 Subclasses of Gymnasium's ``HalfCheetah-v5`` (all its kwargs: ``xml_file``, ``frame_skip``,
 ``ctrl_cost_weight``, ``reset_noise_scale``, ``exclude_current_positions_from_observation``,

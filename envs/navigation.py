@@ -1,4 +1,4 @@
-"""2D point navigation (MAML paper, REFERENCE §1), single env and batched numpy env.
+"""2D point navigation (MAML paper section 5.2), single env and batched numpy env.
 
 The agent is a point starting at (0, 0); each task is a goal ``g ~ U[-0.5, 0.5]^2``. An action is a
 displacement, clipped to [-0.1, 0.1] per axis; the reward is ``-||s' - g||_2`` (plain distance,

@@ -19,7 +19,7 @@ reported:
 
 The time of the batched backend is split into physics (its paired ceiling's time), policy (the
 same policy calls on the recorded observations) and the rest (env bookkeeping, buffers). torch
-runs on one thread everywhere (REFERENCE section 5: more threads starve MuJoCo's).
+runs on one thread everywhere (more torch threads busy-wait and starve MuJoCo's).
 
 ``--env-kwargs`` passes keyword arguments to every env (for HalfCheetah, ``'{"frame_skip": 5}'``
 gives Gymnasium v5's timing, five physics steps per env step; the task envs default to the MAML

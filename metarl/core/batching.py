@@ -1,7 +1,7 @@
 """Run one function over the tasks of a meta-batch: a Python loop, or ``torch.func.vmap``.
 
 Both give the same numbers (tested to 1e-5); which is faster depends on the model and the data
-size (REFERENCE.md section 5: vmap wins with small query sets, the loop with large ones), so the
+size (measured on 2 CPU cores: vmap wins with small query sets, the loop with large ones), so the
 choice is a setting, and ``"auto"`` is resolved by timing both on the first real batch
 (:func:`choose_task_batching`).
 """

@@ -26,7 +26,7 @@ Subsampled curvature is biased upward for meta-learning: the support Hessian's s
 step TRPO scales to ``max_kl`` reaches only part of it (measured in docs/RESULTS.md).
 ``first_order=True`` drops the inner step's second-order term (FOMAML-TRPO). As in every
 public implementation, the gradient does not flow through the pre-update sampling distribution
-(REFERENCE section 2).
+(E-MAML, DiCE and ProMP add that term).
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ and returns the same :class:`~metarl.rl.trajectories.Trajectories` ``[tasks, epi
   trajectories (which differ from the in-process backends', with the same distribution).
 
 In this process sampling runs under ``torch.no_grad()`` with ``torch.set_num_threads(num_threads)``
-(default 1): torch's idle threads busy-wait and starve MuJoCo's stepping threads (REFERENCE
-section 5); the previous thread count is restored afterwards. Workers use one torch thread and
+(default 1): torch's idle threads busy-wait and starve MuJoCo's stepping threads
+(measured here); the previous thread count is restored afterwards. Workers use one torch thread and
 ``cores // workers`` MuJoCo threads.
 """
 

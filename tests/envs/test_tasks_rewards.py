@@ -1,4 +1,4 @@
-"""Task API errors/ranges, reward formulas against REFERENCE §1, instability handling."""
+"""Task API errors/ranges, reward formulas against the MAML paper's definitions, instability handling."""
 
 import math
 
