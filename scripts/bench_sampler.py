@@ -49,7 +49,7 @@ from bench_envs import bench_ceiling  # noqa: E402
 import envs  # noqa: E402,F401  (registers the metarl ids)
 from metarl.core import stack_params  # noqa: E402
 from metarl.rl.policies import GaussianMLPPolicy  # noqa: E402
-from metarl.rl.sampler import Sampler  # noqa: E402
+from metarl.rl.sampling.sampler import Sampler  # noqa: E402
 
 SAMPLER_BACKENDS = ("batched", "vector", "process", "ray")
 ALL = (*SAMPLER_BACKENDS, "sync_vector")

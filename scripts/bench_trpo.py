@@ -6,9 +6,9 @@ optimisation is timed. Two comparisons, timed round-robin after a warm-up round 
 changes hit all variants alike; medians reported:
 
 * one KL Hessian-vector product on the query batch: double backward through the KL's gradient
-  (:func:`metarl.rl.trpo.hessian_vector_product`, the textbook form) vs the Fisher form
+  (:func:`metarl.rl.algos.trpo.hessian_vector_product`, the textbook form) vs the Fisher form
   (:func:`metarl.rl.losses.kl_hessian_product`, one jvp and one reused vjp);
-* a whole :class:`metarl.rl.maml_trpo.MAMLTRPO` step at each ``--subsample`` value
+* a whole :class:`metarl.rl.algos.maml_trpo.MAMLTRPO` step at each ``--subsample`` value
   (``hvp_subsample``: 1.0 is exact).
 
     python scripts/bench_trpo.py [--tasks 40] [--repeats 3] [--threads 1] [--subsample 1.0 0.2]
@@ -28,12 +28,12 @@ import time
 import torch
 
 from metarl.core import detach_params, named_params
+from metarl.rl.algos.maml_trpo import MAMLTRPO
+from metarl.rl.algos.trpo import hessian_vector_product
 from metarl.rl.inner_loop import InnerLoop
 from metarl.rl.losses import kl_hessian_product, mean_kl
-from metarl.rl.maml_trpo import MAMLTRPO
 from metarl.rl.policies import GaussianMLPPolicy
 from metarl.rl.trajectories import Trajectories
-from metarl.rl.trpo import hessian_vector_product
 
 OBS, ACT = 17, 6
 

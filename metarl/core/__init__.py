@@ -2,9 +2,9 @@
 (loop or vmap), the MAML family, Reptile, and adaptation-curve statistics."""
 
 from .adapt import adapt, gradient_step
+from .adaptation_curve import adaptation_curve
 from .batching import MODES, choose_task_batching, map_tasks
-from .curve import adaptation_curve
-from .evaluation import AdaptationCurve, summarize
+from .curve_summary import AdaptationCurve, summarize
 from .maml import MAML
 from .params import (
     Params,

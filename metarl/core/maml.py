@@ -24,8 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from .adapt import adapt, gradient_step
+from .adaptation_curve import adaptation_curve
 from .batching import map_tasks
-from .curve import adaptation_curve
 from .params import Params, named_params, select_names
 
 TaskLoss = Callable[[Params, Any], tuple[Tensor, dict[str, Tensor]]]

@@ -23,8 +23,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils import _pytree as pytree
 
+from .adaptation_curve import adaptation_curve
 from .batching import map_tasks, select_rows
-from .curve import adaptation_curve
 from .params import Params, named_params
 
 TaskLoss = Callable[[Params, Any], tuple[Tensor, dict[str, Tensor]]]

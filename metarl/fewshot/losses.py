@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core import Params, functional
+from metarl.core import Params, functional
 
 TaskLoss = Callable[[Params, tuple[Tensor, Tensor]], tuple[Tensor, dict[str, Tensor]]]
 

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core import map_tasks, named_params
+from metarl.core import map_tasks, named_params
+
 from .losses import accuracy
 from .models import embedding
 

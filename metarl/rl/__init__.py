@@ -5,13 +5,13 @@ Entry points for the run layer: :class:`metarl.rl.config.RLConfig` and
 :func:`metarl.rl.experiment.build`.
 """
 
+from .algos.maml_trpo import MAMLTRPO
+from .algos.reptile import ReptileRL
 from .config import RLConfig
 from .experiment import RLExperiment, build
 from .inner_loop import InnerLoop
-from .maml_trpo import MAMLTRPO
 from .policies import CategoricalMLPPolicy, GaussianMLPPolicy, make_policy
-from .reptile_rl import ReptileRL
-from .sampler import Sampler
+from .sampling.sampler import Sampler
 from .trajectories import Trajectories
 
 __all__ = [

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from metarl.schema import StrictModel, TrainConfig
 
-from .backends import registered_task_envs
+from .sampling.backends import registered_task_envs
 
 
 class EnvConfig(StrictModel):

@@ -34,8 +34,8 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from .actions import ActionMap
 from .policies import Policy
+from .sampling.actions import ActionMap
 from .trajectories import Trajectories
 
 #: slope below which a unit passes no gradient, and the tanh inputs that give it

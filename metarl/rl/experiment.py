@@ -17,15 +17,14 @@ import torch
 
 from metarl.core import AdaptationCurve, Params, named_params, summarize, unstack_params
 
-from .actions import ActionMap
+from .algos.maml_trpo import MAMLTRPO
+from .algos.reptile import ReptileRL
 from .config import RLConfig
 from .diagnostics import policy_diagnostics
-from .evaluation import adaptation_returns
 from .inner_loop import InnerLoop
-from .maml_trpo import MAMLTRPO
 from .policies import make_policy
-from .reptile_rl import ReptileRL
-from .sampler import Sampler
+from .sampling.actions import ActionMap
+from .sampling.sampler import Sampler
 
 SPLITS = {"test": 0, "val": 1, "train": 2}
 
@@ -160,8 +159,7 @@ class RLExperiment:
         """Return after 0..``eval.steps`` inner steps on held-out tasks (mean, s.e. over tasks)."""
         tasks_rng, noise_rng = self._eval_rngs(split)
         tasks = self.task_env.sample_tasks(num_tasks or self.cfg.eval.tasks, tasks_rng)
-        values, _ = adaptation_returns(
-            self.inner,
+        values, _ = self.inner.adaptation_returns(
             self.sampler,
             named_params(self.policy),
             tasks,
@@ -187,8 +185,8 @@ class RLExperiment:
             self.task_env.set_task(task)  # validates: ValueError names valid keys and ranges
         rng = np.random.default_rng([self.cfg.seed, 11])
         params = named_params(self.policy)
-        values, adapted = adaptation_returns(
-            self.inner, self.sampler, params, tasks, steps, episodes, rng, self.cfg.eval.inner_lrs
+        values, adapted = self.inner.adaptation_returns(
+            self.sampler, params, tasks, steps, episodes, rng, self.cfg.eval.inner_lrs
         )
         rows = [[float(values[k, i]) for k in range(steps + 1)] for i in range(len(tasks))]
         if steps == 0:

@@ -1,7 +1,7 @@
 """Adaptation by policy gradient: sample with the current policy, take a step, resample.
 
-Shared by MAML-TRPO (which keeps the graph of the steps), Reptile and evaluation (which do
-not). Each step: sample ``episodes`` per task with the current (per-task) parameters, fit the
+Shared by MAML-TRPO (which keeps the graph of the steps), Reptile and the adaptation curves of
+evaluation (which do not). Each step: sample ``episodes`` per task with the current (per-task) parameters, fit the
 linear baseline, compute GAE advantages, and take one gradient step of the REINFORCE loss per
 task with :func:`metarl.core.gradient_step`, mapped over tasks by :func:`metarl.core.map_tasks`
 (``task_batching``: ``loop`` or ``vmap``).
@@ -22,7 +22,7 @@ from .baseline import linear_baseline_values
 from .losses import reinforce_loss
 from .policies import Policy
 from .returns import discounted_returns, gae, normalize_advantages
-from .sampler import Sampler
+from .sampling.sampler import Sampler
 from .trajectories import Trajectories
 
 
@@ -102,6 +102,24 @@ class InnerLoop:
         if not keep_graph:
             params = {k: v.detach() for k, v in params.items()}
         return trajs, batches, params
+
+    def adaptation_returns(
+        self,
+        sampler: Sampler,
+        params: Params,
+        tasks: list[dict],
+        steps: int,
+        episodes: int,
+        rng: np.random.Generator,
+        lrs: Sequence[float] | None = None,
+    ) -> tuple[Tensor, Params]:
+        """The adaptation curve on ``tasks`` (the MAML paper's figures): the mean return per task
+        of episodes sampled after 0..``steps`` inner steps, ``[steps + 1, tasks]``, and the final
+        adapted (stacked) parameters. ``lrs`` as in :meth:`run`. Summarise over tasks with
+        :func:`metarl.core.summarize`."""
+        params = {k: v.detach() for k, v in params.items()}
+        trajs, _, adapted = self.run(sampler, params, tasks, steps, episodes, rng=rng, lrs=lrs)
+        return torch.stack([t.task_returns() for t in trajs]), adapted
 
     def replay(self, params: Params, batches: list[dict[str, Tensor]], first_order: bool) -> Params:
         """Redo the adaptation steps on stored batches (the line search's new theta)."""

@@ -9,7 +9,7 @@ from rl_testing import NAV
 
 from metarl.rl.inner_loop import InnerLoop
 from metarl.rl.policies import GaussianMLPPolicy
-from metarl.rl.sampler import Sampler
+from metarl.rl.sampling.sampler import Sampler
 
 
 @pytest.fixture

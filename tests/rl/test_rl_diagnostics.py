@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from metarl.rl import build
-from metarl.rl.actions import ActionMap
 from metarl.rl.diagnostics import policy_diagnostics
 from metarl.rl.policies import GaussianMLPPolicy
+from metarl.rl.sampling.actions import ActionMap
 from metarl.rl.trajectories import Trajectories
 
 BOX = gymnasium.spaces.Box(-1.0, 1.0, (2,))

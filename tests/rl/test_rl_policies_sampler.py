@@ -5,10 +5,10 @@ import torch
 from rl_testing import NAV, nav_tasks
 
 from metarl.core import stack_params
-from metarl.rl.actions import ActionMap
-from metarl.rl.backends import resolve_backend
 from metarl.rl.policies import CategoricalMLPPolicy, GaussianMLPPolicy
-from metarl.rl.sampler import Sampler
+from metarl.rl.sampling.actions import ActionMap
+from metarl.rl.sampling.backends import resolve_backend
+from metarl.rl.sampling.sampler import Sampler
 
 
 def _perturbed(policy, n, seed=0):

@@ -7,7 +7,7 @@ from rl_testing import NAV, nav_tasks
 
 from metarl.core import stack_params
 from metarl.rl.policies import GaussianMLPPolicy
-from metarl.rl.sampler import Sampler
+from metarl.rl.sampling.sampler import Sampler
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'metarl[ray]'")
 

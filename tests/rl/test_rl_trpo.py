@@ -4,10 +4,7 @@ import pytest
 import torch
 
 from metarl.core import named_params
-from metarl.rl.inner_loop import InnerLoop
-from metarl.rl.losses import kl_hessian_product, mean_kl, reinforce_loss
-from metarl.rl.policies import CategoricalMLPPolicy, GaussianMLPPolicy
-from metarl.rl.trpo import (
+from metarl.rl.algos.trpo import (
     conjugate_gradient,
     conjugate_gradient_with_product,
     flatten,
@@ -18,6 +15,9 @@ from metarl.rl.trpo import (
     trpo_step_direction,
     unflatten,
 )
+from metarl.rl.inner_loop import InnerLoop
+from metarl.rl.losses import kl_hessian_product, mean_kl, reinforce_loss
+from metarl.rl.policies import CategoricalMLPPolicy, GaussianMLPPolicy
 
 
 def test_conjugate_gradient_solves_spd_system():

@@ -12,10 +12,10 @@ from rl_testing import NAV, SLOW_NAV, nav_tasks, register_slow_nav
 
 from metarl.core import stack_params
 from metarl.faults import EnvironmentFault
-from metarl.rl import backends
+from metarl.rl.sampling import backends
 from metarl.rl.policies import GaussianMLPPolicy
-from metarl.rl.sampler import Sampler
-from metarl.rl.workers import split_slots
+from metarl.rl.sampling.sampler import Sampler
+from metarl.rl.sampling.workers import split_slots
 
 
 def _policy() -> GaussianMLPPolicy:

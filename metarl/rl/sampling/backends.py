@@ -8,9 +8,9 @@ batched    ``gymnasium.make_vec(id, num_envs, vectorization_mode="vector_entry_p
            tasks set with ``set_tasks(list)``
 vector     ``gymnasium.vector.SyncVectorEnv`` of ``gymnasium.make(id)`` copies, stepped in this
            process; works for any Gymnasium env with the task API (``set_task`` per copy)
-process    worker processes (:mod:`metarl.rl.process_pool`), each with a batched env (or a
+process    worker processes (:mod:`metarl.rl.sampling.process_pool`), each with a batched env (or a
            ``SyncVectorEnv`` when the id has no vector entry point) for its share of the slots
-ray        the same workers as Ray actors (:mod:`metarl.rl.ray_pool`), on one machine or a cluster
+ray        the same workers as Ray actors (:mod:`metarl.rl.sampling.ray_pool`), on one machine or a cluster
 auto       ``batched`` when the id registers a vector entry point (``mujoco.batch`` already uses
            every core), else ``process`` with one worker per core when there is more than one
            core, else ``vector`` (:func:`plan_sampler`)

@@ -1,4 +1,4 @@
-"""Ray actors for the ``ray`` sampler backend: the same :class:`~metarl.rl.workers.RolloutWorker`
+"""Ray actors for the ``ray`` sampler backend: the same :class:`~metarl.rl.sampling.workers.RolloutWorker`
 as the ``process`` backend, one actor per worker (``num_cpus=1`` each, so one physics thread).
 
 ``address``: ``None`` starts a local Ray runtime (``ray.init(num_cpus=..., include_dashboard=

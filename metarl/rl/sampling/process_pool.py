@@ -1,7 +1,7 @@
 """Persistent worker processes for the ``process`` sampler backend.
 
 Each worker is a ``spawn`` process (never ``fork``: torch and MuJoCo keep thread pools that a
-forked child inherits in a broken state) running one :class:`~metarl.rl.workers.RolloutWorker`
+forked child inherits in a broken state) running one :class:`~metarl.rl.sampling.workers.RolloutWorker`
 with ``torch.set_num_threads(1)``. Per sampling phase the parent sends each busy worker one
 message (its parameters, tasks, episode count and seed) and receives one message back (its
 trajectories as numpy arrays); nothing crosses the pipe per step.

@@ -6,7 +6,7 @@ the KL that step really has (on every episode) and its length, for each curvatur
 the same sampled data (the sampler is reseeded before each step). The trained policy is loaded
 from ``RUN_DIR``'s last checkpoint and restored between steps; nothing is written.
 
-    python scripts/trpo_step_kl.py runs/hc_dir --subsample 0.2 1.0 [--json]
+    python scripts/investigations/trpo_step_kl.py runs/hc_dir --subsample 0.2 1.0 [--json]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import metarl.rl.maml_trpo as maml_trpo
+import metarl.rl.algos.maml_trpo as maml_trpo
 from metarl.core import named_params
 from metarl.run.rundir import load_run_config
 from metarl.run.trainer import restored_experiment

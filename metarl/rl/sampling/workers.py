@@ -3,7 +3,7 @@
 :class:`RolloutWorker` owns vector envs (cached by size) and a policy; :meth:`RolloutWorker.run`
 is the in-process sampler's call, :meth:`RolloutWorker.sample` the remote one (numpy parameters in,
 numpy arrays out, one message each way per sampling phase). Both step through
-:func:`metarl.rl.rollout.rollout`.
+:func:`metarl.rl.sampling.rollout.rollout`.
 
 Splitting (:func:`split_slots`) is rectangular, so the parts join back into
 ``[tasks, episodes, H, ...]`` by concatenation: with at least as many tasks as workers (or fewer
@@ -26,9 +26,9 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import Tensor
 
+from ..policies import Policy
 from .actions import ActionMap
 from .backends import env_spec, make_env
-from .policies import Policy
 from .rollout import Arrays, rollout
 
 _POOLS: weakref.WeakSet[Any] = weakref.WeakSet()

@@ -11,10 +11,10 @@
 The Hessian-vector products of the KL with respect to theta are exact and batched over tasks:
 ``J^T H_KL J v`` with ``J`` the Jacobian of the inner step (the other chain-rule term vanishes
 because the KL's gradient is zero at the old policy). With one inner step
-(:func:`metarl.rl.trpo.one_step_kl_hvp`) ``J = I - alpha * H_support`` and each product is two
+(:func:`metarl.rl.algos.trpo.one_step_kl_hvp`) ``J = I - alpha * H_support`` and each product is two
 backward passes through the support gradient's graph (built once per iteration) and one Fisher
 product of the KL (:func:`metarl.rl.losses.kl_hessian_product`); with more steps,
-:func:`metarl.rl.trpo.meta_kl_hvp` uses ``torch.func.jvp`` / ``vjp`` through the steps. The
+:func:`metarl.rl.algos.trpo.meta_kl_hvp` uses ``torch.func.jvp`` / ``vjp`` through the steps. The
 products are TRPO's main cost; ``hvp_subsample < 1`` computes them on the first fraction of each
 task's support and query episodes (OpenAI Baselines' TRPO uses every 5th sample; rllab's
 ``subsample_factor``): a cheaper, still positive semi-definite metric for the step direction,
@@ -39,10 +39,10 @@ import torch
 
 from metarl.core import Params, detach_params, named_params
 
-from .inner_loop import InnerLoop
-from .losses import kl_hessian_product, mean_kl, reinforce_loss, surrogate_loss
-from .sampler import Sampler
-from .trajectories import Trajectories
+from ..inner_loop import InnerLoop
+from ..losses import kl_hessian_product, mean_kl, reinforce_loss, surrogate_loss
+from ..sampling.sampler import Sampler
+from ..trajectories import Trajectories
 from .trpo import (
     flatten,
     line_search,

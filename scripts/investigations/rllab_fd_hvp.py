@@ -14,7 +14,7 @@ For the policy of ``RUN_DIR``'s last checkpoint and one sampled meta-batch, prin
 
 Nothing is written. Example:
 
-    python scripts/rllab_fd_hvp.py runs/hc_dir [--seed 123] [--json]
+    python scripts/investigations/rllab_fd_hvp.py runs/hc_dir [--seed 123] [--json]
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ import numpy as np
 import torch
 
 from metarl.core import named_params
-from metarl.rl.losses import kl_hessian_product, mean_kl, reinforce_loss, surrogate_loss
-from metarl.rl.trpo import (
+from metarl.rl.algos.trpo import (
     conjugate_gradient,
     flatten,
     line_search,
     one_step_kl_hvp,
     unflatten,
 )
+from metarl.rl.losses import kl_hessian_product, mean_kl, reinforce_loss, surrogate_loss
 from metarl.run.rundir import load_run_config
 from metarl.run.trainer import restored_experiment
 

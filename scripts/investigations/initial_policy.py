@@ -6,7 +6,7 @@ training, on each ``--task``. On HalfCheetahDir the forward and backward returns
 initial policy already runs one way: their difference is ``2 * sum_t v_x(t)`` in expectation
 (the control costs cancel), so ``(R(+1) - R(-1)) / (2 * 200)`` is the mean velocity in m/s.
 
-    python scripts/initial_policy.py configs/maml_trpo/half_cheetah_dir.yaml --seeds 0 1 2 3 4 \\
+    python scripts/investigations/initial_policy.py configs/maml_trpo/half_cheetah_dir.yaml --seeds 0 1 2 3 4 \\
         --task direction=1 --task direction=-1 [--set policy.activation=tanh] [--json]
 """
 

@@ -7,7 +7,7 @@ task ``i``); each step makes one batched policy call (per-task parameters stacke
 generator, so the same generator state gives the same trajectories on every env backend.
 
 Gaussian actions are recorded as sampled (for the log-probabilities); the env executes them
-through an :class:`~metarl.rl.actions.ActionMap` (scale, rescale onto the bounds, clip). Where
+through an :class:`~metarl.rl.sampling.actions.ActionMap` (scale, rescale onto the bounds, clip). Where
 the env reports the control term of its reward (``info["reward_ctrl"]``, the MuJoCo families),
 it is recorded too (``reward_ctrl``), so the reward can be split into task term and control cost.
 
@@ -28,10 +28,10 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import Tensor
 
+from ..policies import Policy
+from ..trajectories import Trajectories
 from .actions import ActionMap
 from .backends import set_tasks
-from .policies import Policy
-from .trajectories import Trajectories
 
 #: ``{"obs", "actions", "rewards", "mask"}`` (and ``"reward_ctrl"`` where the env reports it)
 #: numpy arrays shaped ``[tasks, episodes, H, ...]``

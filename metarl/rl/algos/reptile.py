@@ -15,9 +15,9 @@ import time
 
 from metarl.core import detach_params, named_params, reptile_update
 
-from .inner_loop import InnerLoop
-from .sampler import Sampler
-from .trajectories import Trajectories
+from ..inner_loop import InnerLoop
+from ..sampling.sampler import Sampler
+from ..trajectories import Trajectories
 
 
 class ReptileRL:

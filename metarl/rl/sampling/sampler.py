@@ -1,12 +1,12 @@
 """Closed-loop sampling of a meta-batch: ``sample(params, tasks, episodes_per_task)``.
 
-Every backend runs the same loop (:func:`metarl.rl.rollout.rollout`: one batched policy call per
+Every backend runs the same loop (:func:`metarl.rl.sampling.rollout.rollout`: one batched policy call per
 step over all of its copies, per-task parameters stacked, noise from a seeded numpy generator)
 and returns the same :class:`~metarl.rl.trajectories.Trajectories` ``[tasks, episodes, H, ...]``:
 
 * ``batched`` / ``vector``: in this process, all ``tasks * episodes`` copies in one vector env;
   the noise comes from the sampler's generator, so both give the same trajectories for a seed;
-* ``process`` / ``ray``: the slots are split into rectangles (:func:`metarl.rl.workers.split_slots`)
+* ``process`` / ``ray``: the slots are split into rectangles (:func:`metarl.rl.sampling.workers.split_slots`)
   that persistent workers run as whole episodes with their own copy of the policy; each worker
   gets its parameters once per call and sends its trajectories back once. Each part's seed is
   drawn from the sampler's generator, so the same seed and worker count give the same
@@ -30,11 +30,11 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import Tensor
 
+from ..policies import Policy
+from ..trajectories import Trajectories
 from .actions import ActionMap
 from .backends import available_cores, env_horizon, env_spec, plan_sampler
-from .policies import Policy
 from .rollout import join_arrays, to_trajectories
-from .trajectories import Trajectories
 from .workers import Job, RolloutWorker, WorkerSpec, is_stacked, part_params, split_slots
 
 
@@ -42,11 +42,11 @@ class Sampler:
     """Samples episodes of ``env_id`` with a functional ``policy``.
 
     ``backend``: ``auto``, ``batched``, ``vector``, ``process`` or ``ray`` (see
-    :mod:`metarl.rl.backends`); ``num_workers``: workers of ``process``/``ray`` (default: one per
+    :mod:`metarl.rl.sampling.backends`); ``num_workers``: workers of ``process``/``ray`` (default: one per
     core / per cluster CPU); ``address``: the Ray cluster (``ray`` only; None starts a local
     runtime); ``timeout_s``: longest a worker phase may take (default: no limit; dead workers are
     noticed at once regardless); ``action_map``: how Gaussian actions reach the env (default:
-    clipped to the bounds, see :mod:`metarl.rl.actions`). Call :meth:`close` (or use ``with``) to stop workers and envs.
+    clipped to the bounds, see :mod:`metarl.rl.sampling.actions`). Call :meth:`close` (or use ``with``) to stop workers and envs.
     """
 
     def __init__(
