@@ -1,10 +1,11 @@
 """The shared meta-learning core (torch only): parameters as data, the inner loop, task batching
 (loop or vmap), the MAML family, Reptile, and adaptation-curve statistics."""
 
-from .adapt import adapt, gradient_step
+from .adapt import gradient_step
 from .adaptation_curve import adaptation_curve
 from .batching import MODES, choose_task_batching, map_tasks
 from .curve_summary import AdaptationCurve, summarize
+from .inner import InnerSpec
 from .maml import MAML
 from .params import (
     Params,
@@ -23,11 +24,11 @@ __all__ = [
     "MODES",
     "AdaptationCurve",
     "Params",
+    "InnerSpec",
     "Reptile",
     "adam_step",
     "adam_steps",
     "adaptation_curve",
-    "adapt",
     "choose_task_batching",
     "detach_params",
     "expand_params",

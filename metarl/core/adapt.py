@@ -1,6 +1,7 @@
-"""The inner loop: a few gradient steps on a task's support loss.
+"""One inner gradient step on a task's support loss (the inner loop's settings and its steps:
+:mod:`metarl.core.inner`).
 
-``adapt`` is written with ``torch.func.grad`` so the same code runs per task in a Python loop and
+``gradient_step`` is written with ``torch.func.grad`` so the same code runs per task in a Python loop and
 for a whole meta-batch under ``torch.func.vmap``. Second order keeps the graph of the inner
 gradients (the meta-gradient flows through them); first order treats them as constants.
 """
@@ -44,23 +45,3 @@ def gradient_step(
         step = lr[k] if isinstance(lr, Mapping) else lr
         new[k] = params[k] - step * g
     return new
-
-
-def adapt(
-    loss_fn: Callable[[Params], Tensor],
-    params: Mapping[str, Tensor],
-    steps: int,
-    lr: StepSize,
-    first_order: bool = False,
-    names: list[str] | None = None,
-) -> Params:
-    """Run ``steps`` gradient steps of ``loss_fn`` from ``params``; return the adapted dict.
-
-    Works unchanged inside ``torch.func.vmap`` (one task per vmapped slice).
-    """
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    adapted = dict(params)
-    for _ in range(steps):
-        adapted = gradient_step(loss_fn, adapted, lr, first_order, names)
-    return adapted

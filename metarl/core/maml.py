@@ -20,12 +20,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from .adapt import adapt, gradient_step
 from .adaptation_curve import adaptation_curve
 from .batching import map_tasks
+from .inner import InnerSpec
 from .params import Params, named_params, select_names
 
 TaskLoss = Callable[[Params, Any], tuple[Tensor, dict[str, Tensor]]]
@@ -60,19 +59,20 @@ class MAML(nn.Module):
             raise ValueError(f"inner_steps must be >= 0, got {inner_steps}")
         self.model = model
         self.loss_fn = loss_fn
-        self.inner_lr = float(inner_lr)
-        self.inner_steps = inner_steps
-        self.first_order = first_order
         self.task_batching = task_batching
-        self.adapt_names = select_names(named_params(model), adapt_prefixes)
+        params = named_params(model)
+        names = None if adapt_prefixes is None else select_names(params, adapt_prefixes)
+        self.inner = InnerSpec(
+            float(inner_lr),
+            inner_steps,
+            first_order,
+            learn_inner_lr,
+            None if names is None else tuple(names),
+        )
         self.inner_lrs: nn.ParameterDict | None = None
         if learn_inner_lr:
-            params = named_params(model)
             self.inner_lrs = nn.ParameterDict(
-                {
-                    _lr_key(n): nn.Parameter(torch.full_like(params[n], self.inner_lr))
-                    for n in self.adapt_names
-                }
+                {_lr_key(n): nn.Parameter(v) for n, v in self.inner.init_lrs(params).items()}
             )
 
     # -- the pieces -------------------------------------------------------------------------
@@ -80,10 +80,11 @@ class MAML(nn.Module):
         """The meta-parameters theta (live tensors: gradients flow into the model)."""
         return named_params(self.model)
 
-    def step_sizes(self) -> float | dict[str, Tensor]:
+    def learned_lrs(self) -> dict[str, Tensor] | None:
+        """Meta-SGD's per-parameter step sizes (live), or None."""
         if self.inner_lrs is None:
-            return self.inner_lr
-        return {n: self.inner_lrs[_lr_key(n)] for n in self.adapt_names}
+            return None
+        return {n: self.inner_lrs[_lr_key(n)] for n in self.inner.adapted_names(self.params())}
 
     def adapt(
         self,
@@ -93,13 +94,8 @@ class MAML(nn.Module):
         first_order: bool | None = None,
     ) -> Params:
         """Adapt ``params`` to one task's ``support`` data (works per vmapped slice too)."""
-        return adapt(
-            lambda p: self.loss_fn(p, support)[0],
-            params,
-            self.inner_steps if steps is None else steps,
-            self.step_sizes(),
-            self.first_order if first_order is None else first_order,
-            self.adapt_names,
+        return self.inner.adapt(
+            lambda p: self.loss_fn(p, support)[0], params, self.learned_lrs(), steps, first_order
         )
 
     # -- meta-batch operations ------------------------------------------------------------
@@ -142,13 +138,12 @@ class MAML(nn.Module):
         self, support: Any, query: Any, steps: int, mode: str | None = None
     ) -> dict[str, Tensor]:
         """Query loss and metrics after 0..``steps`` first-order inner steps, ``[steps + 1, tasks]``."""
-        lr = self.step_sizes()
-        if isinstance(lr, dict):
-            lr = {k: v.detach() for k, v in lr.items()}
+        learned = self.learned_lrs()
+        learned = None if learned is None else {k: v.detach() for k, v in learned.items()}
 
         def step(params: Params, state: Any, s: Any) -> tuple[Params, Any]:
             loss = lambda p: self.loss_fn(p, s)[0]  # noqa: E731
-            return gradient_step(loss, params, lr, True, self.adapt_names), None
+            return self.inner.step(loss, params, 0, learned, first_order=True), None
 
         return adaptation_curve(
             self.loss_fn, self.params(), support, query, steps, step, mode or self.task_batching

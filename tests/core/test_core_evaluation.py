@@ -68,7 +68,7 @@ def test_adaptation_curve_rows_match_hand_computed_steps(meta_sgd):
         with torch.no_grad():
             for p in maml.inner_lrs.values():
                 p.uniform_(0.05, 0.15)
-        lr = {k: v.detach() for k, v in maml.step_sizes().items()}
+        lr = {k: v.detach() for k, v in maml.learned_lrs().items()}
     theta = named_params(model)
     curves = {
         mode: maml.adaptation_curve(support, query, STEPS, mode=mode) for mode in ("loop", "vmap")

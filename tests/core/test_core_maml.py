@@ -276,7 +276,7 @@ def test_anil_adapts_only_the_head(mode):
     model = mlp(F64)
     support, _ = sine_like(F64)
     maml = MAML(model, mse_loss(model), 0.1, inner_steps=2, adapt_prefixes=["4."])
-    assert maml.adapt_names == ["4.weight", "4.bias"]
+    assert maml.inner.names == ("4.weight", "4.bias")
     adapted = maml.adapt_batch(support, mode=mode)
     for name, theta in named_params(model).items():
         assert adapted[name].shape == (4, *theta.shape)

@@ -74,7 +74,7 @@ def test_anil_and_reptile_run_on_sampled_batches() -> None:
     batch = EpisodeSampler(data, 3, 1, 2, rotations=True).sample_tasks(4, rng)
     model = Conv4(1, 3, filters=8, image_size=12)
     anil = MAML(model, classification_loss(model), 0.4, adapt_prefixes=["head."])
-    assert anil.adapt_names == ["head.weight", "head.bias"]
+    assert anil.inner.names == ("head.weight", "head.bias")
     # ANIL's inner step moves the head only, by -0.4 x the support cross-entropy's gradient
     adapted = anil.adapt_batch(batch.support, mode="loop")
     theta = named_params(model)
