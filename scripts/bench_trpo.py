@@ -27,7 +27,7 @@ import time
 
 import torch
 
-from metarl.core import detach_params, named_params
+from metarl.core import InnerSpec, detach_params, named_params
 from metarl.rl.algos.maml_trpo import MAMLTRPO
 from metarl.rl.algos.trpo import hessian_vector_product
 from metarl.rl.inner_loop import InnerLoop
@@ -73,7 +73,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     policy = GaussianMLPPolicy(OBS, ACT, (100, 100), generator=torch.Generator().manual_seed(0))
-    inner = InnerLoop(policy, inner_lr=0.1, task_batching="vmap")
+    inner = InnerLoop(policy, InnerSpec(0.1), task_batching="vmap")
     sampler = RandomSampler(args.horizon)
     tasks = [{}] * args.tasks
 
@@ -82,7 +82,7 @@ def main() -> None:
     adapted = {k: v.unsqueeze(0).repeat(args.tasks, *[1] * v.dim()) for k, v in theta.items()}
     query = inner.batch(sampler.sample(adapted, tasks, args.episodes))
     with torch.no_grad():
-        old = policy.dist(adapted, query["obs"])
+        old = policy.dist(adapted, query.obs)
     leaves = {k: v.clone().requires_grad_() for k, v in adapted.items()}
     double_backward = hessian_vector_product(
         mean_kl(policy, old, leaves, query), list(leaves.values())
@@ -95,7 +95,9 @@ def main() -> None:
     flat_w = torch.cat([t.reshape(-1) for t in w.values()])
 
     algos = {
-        f"maml_trpo_step_subsample_{s}": MAMLTRPO(inner, sampler, args.episodes, hvp_subsample=s)
+        f"maml_trpo_step_subsample_{s}": MAMLTRPO(
+            inner, sampler, episodes_per_task=args.episodes, hvp_subsample=s
+        )
         for s in args.subsample
     }
     cases = {

@@ -6,13 +6,13 @@ Example (``configs/maml_trpo/navigation2d.yaml``)::
     seed: 0
     train: {iterations: 100}
     env: {id: metarl/Navigation2D-v0}
-    algo: {name: maml_trpo, meta_batch_size: 20, episodes_per_task: 20, inner_lr: 0.1}
+    algo: {name: maml_trpo, meta_batch_size: 20, episodes_per_task: 20, inner: {lr: 0.1}}
     eval: {tasks: 40, steps: 3, episodes_per_task: 40}
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -118,18 +118,63 @@ class SamplerConfig(StrictModel):
         return self
 
 
-class AlgoConfig(StrictModel):
-    """The meta-learner and its inner loop.
+class InnerConfig(StrictModel):
+    """The inner loop (``algo.inner``), the same settings as few-shot MAML's.
+
+    ``lr``: the policy-gradient step size alpha (paper: 0.1), or one per step (a schedule, the
+    last repeating); ``steps``: inner steps per task, each on freshly sampled episodes;
+    ``first_order``: drop the steps' second-order term in MAML-TRPO's meta-gradient (FOMAML);
+    ``learn_lr``: Meta-SGD (Li et al. 2017): per-parameter step sizes initialised at ``lr`` and
+    meta-learned by MAML-TRPO with the policy; ``adapt``: ``all`` parameters adapt, or only the
+    ``head`` (ANIL, Raghu et al. 2020: the policy's output layer; the trunk and log-std are
+    meta-learned only).
+    """
+
+    lr: float | list[float] = 0.1
+    steps: int = Field(default=1, gt=0)
+    first_order: bool = False
+    learn_lr: bool = False
+    adapt: Literal["all", "head"] = "all"
+
+    @field_validator("lr")
+    @classmethod
+    def _positive(cls, value: float | list[float]) -> float | list[float]:
+        values = value if isinstance(value, list) else [value]
+        if not values or any(not lr > 0 for lr in values):
+            raise ValueError(f"inner step sizes must be positive, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _meta_sgd(self) -> InnerConfig:
+        if self.learn_lr and isinstance(self.lr, list):
+            raise ValueError(
+                "learn_lr learns one step size per parameter for every step; give one initial "
+                f"lr, not the schedule {self.lr}"
+            )
+        return self
+
+
+class _PolicyGradientAlgo(StrictModel):
+    """Settings shared by the meta-RL learners (see :class:`MAMLTRPOConfig`)."""
+
+    meta_batch_size: int = Field(default=20, gt=0)
+    episodes_per_task: int = Field(default=20, gt=0)
+    inner: InnerConfig = Field(default_factory=InnerConfig)
+    gamma: float = Field(default=0.99, gt=0, le=1)
+    gae_lambda: float = Field(default=1.0, ge=0, le=1)
+    normalize_advantages: bool = True
+    task_batching: Literal["auto", "vmap", "loop"] = "auto"
+
+
+class MAMLTRPOConfig(_PolicyGradientAlgo):
+    """``algo`` with ``name: maml_trpo``: MAML with a TRPO outer step.
 
     ============================ =========================================================
     key                          meaning
     ============================ =========================================================
-    ``name``                     ``maml_trpo`` or ``reptile``
     ``meta_batch_size``          tasks per outer iteration (paper: 20 nav., 40 locomotion)
     ``episodes_per_task``        episodes per task per sampling round (paper: 20)
-    ``inner_lr``                 inner policy-gradient step size alpha (paper: 0.1)
-    ``inner_steps``              inner steps per task, each on freshly sampled episodes
-    ``first_order``              MAML-TRPO: drop the second-order term of the inner step
+    ``inner``                    the inner loop (:class:`InnerConfig`)
     ``gamma`` / ``gae_lambda``   discount and GAE lambda (paper: 0.99 / 1.0)
     ``normalize_advantages``     per-task mean 0 / std 1 advantages (rllab's center_adv)
     ``max_kl``                   TRPO trust region on the mean KL (paper: 0.01)
@@ -140,29 +185,40 @@ class AlgoConfig(StrictModel):
                                  Hessian-vector products (1.0 = exact, the papers' setting;
                                  0.2 = OpenAI Baselines' TRPO); the gradient and the line
                                  search's KL test always use every episode
-    ``epsilon``                  Reptile outer step size
     ``task_batching``            inner step over tasks: ``vmap``, ``loop``, ``auto`` (= vmap,
                                  faster for policy-gradient steps on this machine)
     ============================ =========================================================
     """
 
-    name: Literal["maml_trpo", "reptile"] = "maml_trpo"
-    meta_batch_size: int = Field(default=20, gt=0)
-    episodes_per_task: int = Field(default=20, gt=0)
-    inner_lr: float = Field(default=0.1, gt=0)
-    inner_steps: int = Field(default=1, gt=0)
-    first_order: bool = False
-    gamma: float = Field(default=0.99, gt=0, le=1)
-    gae_lambda: float = Field(default=1.0, ge=0, le=1)
-    normalize_advantages: bool = True
+    name: Literal["maml_trpo"] = "maml_trpo"
     max_kl: float = Field(default=1.0e-2, gt=0)
     cg_iters: int = Field(default=10, gt=0)
     cg_damping: float = Field(default=1.0e-5, ge=0)
     ls_max_steps: int = Field(default=15, gt=0)
     ls_backtrack: float = Field(default=0.8, gt=0, lt=1)
     hvp_subsample: float = Field(default=1.0, gt=0, le=1)
+
+
+class ReptileConfig(_PolicyGradientAlgo):
+    """``algo`` with ``name: reptile``: the shared settings (:class:`MAMLTRPOConfig`) and
+    ``epsilon``, the outer step size ``theta += epsilon * mean_i(phi_i - theta)``. Its inner
+    steps keep no graph, so ``inner.first_order`` does not apply, nor ``inner.learn_lr``."""
+
+    name: Literal["reptile"] = "reptile"
     epsilon: float = Field(default=0.1, gt=0, le=1)
-    task_batching: Literal["auto", "vmap", "loop"] = "auto"
+
+    @model_validator(mode="after")
+    def _no_meta_sgd(self) -> ReptileConfig:
+        if self.inner.learn_lr:
+            raise ValueError("Reptile does not learn step sizes; remove algo.inner.learn_lr")
+        return self
+
+
+AlgoConfig = Annotated[MAMLTRPOConfig | ReptileConfig, Field(discriminator="name")]
+ALGOS: dict[str, type[_PolicyGradientAlgo]] = {
+    "maml_trpo": MAMLTRPOConfig,
+    "reptile": ReptileConfig,
+}
 
 
 class EvalConfig(StrictModel):
@@ -171,7 +227,7 @@ class EvalConfig(StrictModel):
     ``tasks``: test tasks (paper: 40); ``steps``: inner steps, the curve has ``steps + 1``
     points (paper: 3); ``episodes_per_task``: episodes per task per step (paper: 20; 40 for
     2D navigation); ``inner_lrs``: step size of each test-time step, the last one repeating
-    (default: ``algo.inner_lr`` for every step; the MAML code's point-env test used 0.5 for
+    (default: ``algo.inner.lr``'s; the MAML code's point-env test used 0.5 for
     the first step and 0.25 after). Also used by ``metarl adapt``.
     """
 
@@ -220,5 +276,54 @@ class RLConfig(StrictModel):
     env: EnvConfig
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
-    algo: AlgoConfig = Field(default_factory=AlgoConfig)
+    algo: AlgoConfig = Field(default_factory=MAMLTRPOConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _test_time_steps(self) -> RLConfig:
+        if self.algo.inner.learn_lr and self.eval.inner_lrs is not None:
+            raise ValueError(
+                "eval.inner_lrs replaces the step sizes at test time, but algo.inner.learn_lr "
+                "adapts with the learned ones; remove eval.inner_lrs"
+            )
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        return cls.upgrade(data) if isinstance(data, dict) else data
+
+    @classmethod
+    def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Bring a raw config written before ``algo.inner`` and the per-algorithm ``algo``
+        schemas up to date (old config files and run directories keep loading); raises
+        ``ValueError`` naming the key to change where the old form is ambiguous."""
+        algo = data.get("algo")
+        if not isinstance(algo, dict):
+            return data
+        algo = dict(algo)
+        name = algo.setdefault("name", "maml_trpo")
+        if name not in ALGOS:
+            return {**data, "algo": algo}  # the schema names the valid choices
+        for old, new in FLAT_INNER_KEYS.items():
+            if old in algo:
+                inner = dict(algo.get("inner") or {})
+                if new in inner:
+                    raise ValueError(
+                        f"`algo.{old}` and `algo.inner.{new}` are both set; keep `algo.inner.{new}`"
+                    )
+                inner[new] = algo.pop(old)
+                algo["inner"] = inner
+        fields = ALGOS[name].model_fields
+        for other, schema in ALGOS.items():
+            for key, field in schema.model_fields.items():
+                if other == name or key in fields or key not in algo:
+                    continue
+                if algo[key] != field.default:
+                    raise ValueError(f"`algo.{key}` is a setting of {other}, not {name}; remove it")
+                del algo[key]  # written at its default by a run directory of an older version
+        return {**data, "algo": algo}
+
+
+#: the inner-loop keys that ``algo`` held before ``algo.inner`` (old name -> new name)
+FLAT_INNER_KEYS = {"inner_lr": "lr", "inner_steps": "steps", "first_order": "first_order"}

@@ -15,15 +15,21 @@ import gymnasium
 import numpy as np
 import torch
 
-from metarl.core import AdaptationCurve, Params, named_params, summarize, unstack_params
+from metarl.core import (
+    AdaptationCurve,
+    InnerSpec,
+    Params,
+    named_params,
+    summarize,
+    unstack_params,
+)
 
 from .algos.maml_trpo import MAMLTRPO
 from .algos.reptile import ReptileRL
-from .config import RLConfig
+from .config import InnerConfig, RLConfig
 from .diagnostics import policy_diagnostics
 from .inner_loop import InnerLoop
-from .policies import make_policy
-from .sampling.actions import ActionMap
+from .policies import Policy, make_policy
 from .sampling.sampler import Sampler
 
 SPLITS = {"test": 0, "val": 1, "train": 2}
@@ -68,49 +74,22 @@ class RLExperiment:
             cfg.policy.init_log_std,
             init,
         )
-        self.sampler = Sampler(
-            cfg.env.id,
-            self.policy,
-            cfg.env.kwargs,
-            cfg.sampler.backend,
-            cfg.env.horizon,
-            cfg.sampler.num_threads,
-            self.sample_rng,
-            ActionMap(
-                cfg.sampler.clip_actions, cfg.sampler.rescale_actions, cfg.sampler.action_scale
-            ),
-            cfg.sampler.num_workers,
-            cfg.sampler.address,
-            cfg.sampler.timeout_s,
-        )
-        batching = "vmap" if algo.task_batching == "auto" else algo.task_batching
+        self.sampler = Sampler.from_config(cfg, self.policy, self.sample_rng)
         self.inner = InnerLoop(
             self.policy,
-            algo.inner_lr,
+            inner_spec(algo.inner, self.policy),
             algo.gamma,
             algo.gae_lambda,
             algo.normalize_advantages,
-            batching,
+            "vmap" if algo.task_batching == "auto" else algo.task_batching,
         )
-        if algo.name == "maml_trpo":
-            self.algo: MAMLTRPO | ReptileRL = MAMLTRPO(
-                self.inner,
-                self.sampler,
-                algo.episodes_per_task,
-                algo.inner_steps,
-                algo.first_order,
-                algo.max_kl,
-                algo.cg_iters,
-                algo.cg_damping,
-                algo.ls_max_steps,
-                algo.ls_backtrack,
-                algo.hvp_subsample,
-            )
-        else:
-            self.algo = ReptileRL(
-                self.inner, self.sampler, algo.episodes_per_task, algo.inner_steps, algo.epsilon
-            )
+        learner = MAMLTRPO if algo.name == "maml_trpo" else ReptileRL
+        self.algo: MAMLTRPO | ReptileRL = learner.from_config(algo, self.inner, self.sampler)
         self.iteration = 0
+
+    def learned_lrs(self) -> dict[str, torch.Tensor] | None:
+        """Meta-SGD's learned step sizes (``algo.inner.learn_lr``), else None."""
+        return getattr(self.algo, "inner_lrs", None)
 
     # -- training -----------------------------------------------------------------------------
     def train_iteration(self, iteration: int) -> dict[str, float]:
@@ -167,6 +146,7 @@ class RLExperiment:
             self.cfg.eval.episodes_per_task,
             noise_rng,
             self.cfg.eval.inner_lrs,
+            self.learned_lrs(),
         )
         return summarize("return", values)
 
@@ -186,7 +166,14 @@ class RLExperiment:
         rng = np.random.default_rng([self.cfg.seed, 11])
         params = named_params(self.policy)
         values, adapted = self.inner.adaptation_returns(
-            self.sampler, params, tasks, steps, episodes, rng, self.cfg.eval.inner_lrs
+            self.sampler,
+            params,
+            tasks,
+            steps,
+            episodes,
+            rng,
+            self.cfg.eval.inner_lrs,
+            self.learned_lrs(),
         )
         rows = [[float(values[k, i]) for k in range(steps + 1)] for i in range(len(tasks))]
         if steps == 0:
@@ -229,8 +216,10 @@ class RLExperiment:
 
     # -- checkpoints and summary --------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        learned = self.learned_lrs()
         return {
             "policy": {k: v.detach().clone() for k, v in self.policy.state_dict().items()},
+            **({"inner_lrs": {k: v.clone() for k, v in learned.items()}} if learned else {}),
             "iteration": self.iteration,
             "task_rng": self.task_rng.bit_generator.state,
             "sample_rng": self.sample_rng.bit_generator.state,
@@ -238,6 +227,8 @@ class RLExperiment:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.policy.load_state_dict(state["policy"])
+        if self.learned_lrs() is not None:
+            self.algo.inner_lrs = {k: v.clone() for k, v in state["inner_lrs"].items()}
         self.iteration = int(state["iteration"])
         self.task_rng.bit_generator.state = state["task_rng"]
         self.sample_rng.bit_generator.state = state["sample_rng"]
@@ -270,6 +261,18 @@ class RLExperiment:
         self.env.close()
 
 
+def inner_spec(cfg: InnerConfig, policy: Policy) -> InnerSpec:
+    """The core's inner-loop settings from ``algo.inner`` (``adapt: head`` names the policy's
+    output layer)."""
+    return InnerSpec(
+        tuple(cfg.lr) if isinstance(cfg.lr, list) else cfg.lr,
+        cfg.steps,
+        cfg.first_order,
+        cfg.learn_lr,
+        policy.head_names() if cfg.adapt == "head" else None,
+    )
+
+
 def build(cfg: RLConfig) -> RLExperiment:
     """The run layer's entry point: an :class:`RLExperiment` for ``cfg``."""
     if not isinstance(cfg, RLConfig):
@@ -277,4 +280,4 @@ def build(cfg: RLConfig) -> RLExperiment:
     return RLExperiment(cfg)
 
 
-__all__ = ["PAPER_CURVES", "RLExperiment", "build", "paper_curves"]
+__all__ = ["PAPER_CURVES", "RLExperiment", "build", "inner_spec", "paper_curves"]

@@ -1,10 +1,12 @@
 """Adaptation by policy gradient: sample with the current policy, take a step, resample.
 
 Shared by MAML-TRPO (which keeps the graph of the steps), Reptile and the adaptation curves of
-evaluation (which do not). Each step: sample ``episodes`` per task with the current (per-task) parameters, fit the
-linear baseline, compute GAE advantages, and take one gradient step of the REINFORCE loss per
-task with :func:`metarl.core.gradient_step`, mapped over tasks by :func:`metarl.core.map_tasks`
-(``task_batching``: ``loop`` or ``vmap``).
+evaluation (which do not). Each step: sample ``episodes`` per task with the current (per-task)
+parameters, fit the linear baseline, compute GAE advantages, and take inner step ``k`` of the
+REINFORCE loss per task with the core's :class:`metarl.core.InnerSpec` (so step-size schedules,
+Meta-SGD's learned step sizes, ANIL's head-only steps and first-order steps mean what they mean
+in few-shot learning), mapped over tasks by :func:`metarl.core.map_tasks` (``task_batching``:
+``loop`` or ``vmap``).
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from metarl.core import Params, gradient_step, map_tasks
+from metarl.core import InnerSpec, Params, map_tasks
 
 from .baseline import linear_baseline_values
 from .losses import reinforce_loss
 from .policies import Policy
 from .returns import discounted_returns, gae, normalize_advantages
 from .sampling.sampler import Sampler
-from .trajectories import Trajectories
+from .trajectories import PGBatch, Trajectories
+
+Learned = Mapping[str, Tensor] | None  # Meta-SGD's per-parameter step sizes, when learned
 
 
 def is_stacked(policy: Policy, params: Mapping[str, Tensor]) -> bool:
@@ -34,74 +38,74 @@ def is_stacked(policy: Policy, params: Mapping[str, Tensor]) -> bool:
 
 @dataclass
 class InnerLoop:
-    """The inner-loop settings (MAML paper: ``inner_lr`` 0.1, gamma 0.99, lambda 1.0)."""
+    """The policy-gradient inner loop (MAML paper: step size 0.1, gamma 0.99, lambda 1.0)."""
 
     policy: Policy
-    inner_lr: float
+    spec: InnerSpec
     gamma: float = 0.99
     gae_lambda: float = 1.0
     normalize_advantages: bool = True
     task_batching: str = "loop"
 
-    def batch(self, traj: Trajectories) -> dict[str, Tensor]:
-        """``{obs, actions, advantages, mask}`` for the loss; advantages carry no graph."""
+    def batch(self, traj: Trajectories) -> PGBatch:
+        """The loss's batch; its advantages carry no graph."""
         with torch.no_grad():
             returns = discounted_returns(traj.rewards, traj.mask, self.gamma)
             values = linear_baseline_values(traj.obs, returns, traj.mask)
             adv = gae(traj.rewards, values, traj.mask, self.gamma, self.gae_lambda)
             if self.normalize_advantages:
                 adv = normalize_advantages(adv, traj.mask)
-        return {"obs": traj.obs, "actions": traj.actions, "advantages": adv, "mask": traj.mask}
+        return PGBatch(traj.obs, traj.actions, adv, traj.mask)
 
     def step(
         self,
         params: Params,
-        data: Mapping[str, Tensor],
-        first_order: bool,
+        data: PGBatch,
+        k: int = 0,
+        learned: Learned = None,
+        first_order: bool | None = None,
         lr: float | None = None,
     ) -> Params:
-        """One policy-gradient step per task (step size ``lr``, default ``inner_lr``); returns
-        stacked ``[tasks, ...]`` parameters."""
-        lr = self.inner_lr if lr is None else lr
+        """Inner step ``k`` on every task (its step size, or ``lr``); returns stacked
+        ``[tasks, ...]`` parameters."""
 
-        def one_task(p: Params, d: dict[str, Tensor]) -> Params:
-            return gradient_step(lambda q: reinforce_loss(self.policy, q, d), p, lr, first_order)
+        def one_task(p: Params, d: PGBatch) -> Params:
+            loss = lambda q: reinforce_loss(self.policy, q, d)  # noqa: E731
+            return self.spec.step(loss, p, k, learned, first_order, lr)
 
         in_dims = (0 if is_stacked(self.policy, params) else None, 0)
-        return map_tasks(one_task, params, dict(data), in_dims=in_dims, mode=self.task_batching)
+        return map_tasks(one_task, params, data, in_dims=in_dims, mode=self.task_batching)
 
     def run(
         self,
         sampler: Sampler,
         params: Params,
         tasks: list[dict],
-        steps: int,
         episodes: int,
-        keep_graph: bool = False,
-        first_order: bool = True,
+        steps: int | None = None,
         rng: np.random.Generator | None = None,
         lrs: Sequence[float] | None = None,
-    ) -> tuple[list[Trajectories], list[dict[str, Tensor]], Params]:
-        """Adapt ``params`` to ``tasks`` with ``steps`` sample-then-step rounds.
+        learned: Learned = None,
+    ) -> tuple[list[Trajectories], list[PGBatch], Params]:
+        """Adapt ``params`` to ``tasks`` with ``steps`` (default the spec's) sample-then-step
+        rounds, keeping no graph.
 
-        ``lrs``: step size of each round (the last one repeats); default ``inner_lr`` for all.
-
-        Returns the ``steps + 1`` trajectory batches (sampled after 0..steps steps), the
-        ``steps`` loss batches the steps used, and the adapted stacked parameters (with the
-        graph through the steps if ``keep_graph``, else detached).
+        ``lrs``: step size of each round (the last one repeats), replacing the spec's schedule
+        (test-time step sizes). Returns the ``steps + 1`` trajectory batches (sampled after
+        0..steps steps), the ``steps`` loss batches the steps used, and the adapted stacked
+        parameters.
         """
+        steps = self.spec.steps if steps is None else steps
         trajs: list[Trajectories] = []
-        batches: list[dict[str, Tensor]] = []
+        batches: list[PGBatch] = []
         for k in range(steps):
             trajs.append(sampler.sample(params, tasks, episodes, rng))
             batches.append(self.batch(trajs[-1]))
             lr = lrs[min(k, len(lrs) - 1)] if lrs else None
-            with torch.enable_grad() if keep_graph else torch.no_grad():
-                params = self.step(params, batches[-1], first_order, lr)
+            with torch.no_grad():
+                params = self.step(params, batches[-1], k, learned, True, lr)
         trajs.append(sampler.sample(params, tasks, episodes, rng))
-        if not keep_graph:
-            params = {k: v.detach() for k, v in params.items()}
-        return trajs, batches, params
+        return trajs, batches, {k: v.detach() for k, v in params.items()}
 
     def adaptation_returns(
         self,
@@ -112,17 +116,19 @@ class InnerLoop:
         episodes: int,
         rng: np.random.Generator,
         lrs: Sequence[float] | None = None,
+        learned: Learned = None,
     ) -> tuple[Tensor, Params]:
         """The adaptation curve on ``tasks`` (the MAML paper's figures): the mean return per task
         of episodes sampled after 0..``steps`` inner steps, ``[steps + 1, tasks]``, and the final
         adapted (stacked) parameters. ``lrs`` as in :meth:`run`. Summarise over tasks with
         :func:`metarl.core.summarize`."""
         params = {k: v.detach() for k, v in params.items()}
-        trajs, _, adapted = self.run(sampler, params, tasks, steps, episodes, rng=rng, lrs=lrs)
+        trajs, _, adapted = self.run(sampler, params, tasks, episodes, steps, rng, lrs, learned)
         return torch.stack([t.task_returns() for t in trajs]), adapted
 
-    def replay(self, params: Params, batches: list[dict[str, Tensor]], first_order: bool) -> Params:
-        """Redo the adaptation steps on stored batches (the line search's new theta)."""
-        for data in batches:
-            params = self.step(params, data, first_order)
+    def replay(self, params: Params, batches: list[PGBatch], learned: Learned = None) -> Params:
+        """Redo the adaptation steps on stored batches, keeping the graph the spec asks for
+        (MAML-TRPO's ``theta -> theta'_i``, differentiable in ``params`` and ``learned``)."""
+        for k, data in enumerate(batches):
+            params = self.step(params, data, k, learned)
         return params

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from .policies import Dist, Policy
+from .trajectories import PGBatch
 
 
 def masked_mean(x: Tensor, mask: Tensor, batched: bool) -> Tensor:
@@ -26,35 +27,33 @@ def masked_mean(x: Tensor, mask: Tensor, batched: bool) -> Tensor:
 
 
 def reinforce_loss(
-    policy: Policy, params: Mapping[str, Tensor], data: Mapping[str, Tensor], batched: bool = False
+    policy: Policy, params: Mapping[str, Tensor], data: PGBatch, batched: bool = False
 ) -> Tensor:
     """REINFORCE surrogate ``-(log pi(a|s) * A * mask).sum() / mask.sum()`` (the inner loss)."""
-    logp = policy.log_prob(policy.dist(params, data["obs"]), data["actions"])
-    return -masked_mean(logp * data["advantages"], data["mask"], batched)
+    logp = policy.log_prob(policy.dist(params, data.obs), data.actions)
+    return -masked_mean(logp * data.advantages, data.mask, batched)
 
 
 def surrogate_loss(
-    policy: Policy, params: Mapping[str, Tensor], data: Mapping[str, Tensor], old_logp: Tensor
+    policy: Policy, params: Mapping[str, Tensor], data: PGBatch, old_logp: Tensor
 ) -> Tensor:
     """TRPO's importance-weighted surrogate, ``-E[pi/pi_old * A]``, averaged over tasks.
 
     ``params`` are the stacked adapted parameters, ``data`` the query batch ``[tasks, E, H]``.
     """
-    logp = policy.log_prob(policy.dist(params, data["obs"]), data["actions"])
+    logp = policy.log_prob(policy.dist(params, data.obs), data.actions)
     ratio = (logp - old_logp).exp()
-    return -masked_mean(ratio * data["advantages"], data["mask"], batched=True).mean()
+    return -masked_mean(ratio * data.advantages, data.mask, batched=True).mean()
 
 
-def mean_kl(
-    policy: Policy, old_dist: Dist, params: Mapping[str, Tensor], data: Mapping[str, Tensor]
-) -> Tensor:
+def mean_kl(policy: Policy, old_dist: Dist, params: Mapping[str, Tensor], data: PGBatch) -> Tensor:
     """``KL(pi_old || pi_params)`` averaged over valid steps, then over tasks."""
-    kl = policy.kl(old_dist, policy.dist(params, data["obs"]))
-    return masked_mean(kl, data["mask"], batched=True).mean()
+    kl = policy.kl(old_dist, policy.dist(params, data.obs))
+    return masked_mean(kl, data.mask, batched=True).mean()
 
 
 def kl_hessian_product(
-    policy: Policy, params: Mapping[str, Tensor], data: Mapping[str, Tensor]
+    policy: Policy, params: Mapping[str, Tensor], data: PGBatch
 ) -> Callable[[dict[str, Tensor]], dict[str, Tensor]]:
     """``w -> H w``, ``H`` the exact Hessian of ``mean_kl(policy, dist(params), p, data)`` in
     ``p`` at ``p = params`` (stacked ``[tasks, ...]``): the Fisher information of the policy.
@@ -69,10 +68,10 @@ def kl_hessian_product(
     params = {k: v.detach() for k, v in params.items()}
 
     def outputs(p: dict[str, Tensor]) -> tuple[Tensor, ...]:
-        return policy.dist(p, data["obs"])
+        return policy.dist(p, data.obs)
 
     dist, vjp = torch.func.vjp(outputs, params)
-    mask = data["mask"]
+    mask = data.mask
     # masked_mean over each task's valid steps, then the mean over tasks
     weight = (mask / (mask.sum((1, 2), keepdim=True).clamp_min(1.0) * mask.shape[0])).unsqueeze(-1)
     curvature = [m.detach() * weight for m in policy.kl_output_hessian(dist)]

@@ -77,6 +77,11 @@ class Policy(nn.Module):
                 x = act(x)
         return x
 
+    def head_names(self) -> tuple[str, ...]:
+        """The output layer's parameters (what ANIL adapts; the log-std is not among them)."""
+        last = len(self.layers) - 1
+        return (f"layers.{last}.weight", f"layers.{last}.bias")
+
     def hidden_preactivations(self, params: Mapping[str, Tensor], obs: Tensor) -> list[Tensor]:
         """The input of the activation of every hidden layer, ``[..., width]`` each, for shared
         ``params`` (diagnostics: units that never or always fire)."""

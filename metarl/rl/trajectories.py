@@ -1,8 +1,10 @@
-"""The typed batch every sampler backend returns."""
+"""The typed data of meta-RL: the episodes every sampler backend returns, and the batch a
+policy-gradient loss reads."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from torch import Tensor
 
@@ -50,3 +52,18 @@ class Trajectories:
     def task_returns(self) -> Tensor:
         """Mean episode return per task, ``[tasks]``."""
         return self.returns.mean(1)
+
+
+class PGBatch(NamedTuple):
+    """What a policy-gradient loss reads, ``[tasks, episodes, H, ...]`` (or without the task
+    dimension for one task): ``obs``, ``actions``, ``advantages`` (carry no graph) and ``mask``
+    as in :class:`Trajectories`. A pytree, so ``torch.func.vmap`` maps over its tasks."""
+
+    obs: Tensor
+    actions: Tensor
+    advantages: Tensor
+    mask: Tensor
+
+    def first_episodes(self, n: int) -> PGBatch:
+        """The first ``n`` episodes of every task."""
+        return PGBatch(*(t[:, :n] for t in self))

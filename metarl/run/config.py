@@ -2,8 +2,8 @@
 
 Every mistake becomes one :class:`UserError` that names the key, the value and what is allowed::
 
-    error: config.yaml: unknown key `algo.inner_lrr`; did you mean `inner_lr`? allowed keys in
-    `algo`: first_order, inner_lr, ...
+    error: config.yaml: unknown key `algo.max_kll`; did you mean `max_kl`? allowed keys in
+    `algo`: cg_damping, cg_iters, ...
 """
 
 from __future__ import annotations
@@ -118,8 +118,15 @@ def _check_keys(model: type[BaseModel], data: Any, path: str, source: str) -> No
             )
     for key, field in fields.items():
         models = _models_in(field.annotation)
+        if len(models) > 1 and isinstance(data.get(key), dict):  # tagged by `name`
+            models = [m for m in models if _tag(m) == data[key].get("name")]
         if len(models) == 1 and key in data:
             _check_keys(models[0], data[key], f"{path}.{key}" if path else key, source)
+
+
+def _tag(model: type[BaseModel]) -> Any:
+    field = model.model_fields.get("name")
+    return None if field is None else field.default
 
 
 def _drop_removed_keys(model: type[BaseModel], data: dict[str, Any], source: str) -> dict:
@@ -141,8 +148,29 @@ def _drop_removed_keys(model: type[BaseModel], data: dict[str, Any], source: str
     return data
 
 
-def _describe(err: dict[str, Any]) -> str:
-    loc = ".".join(str(p) for p in err["loc"])
+def _key_path(model: type[BaseModel], loc: tuple) -> str:
+    """The config key of an error location: pydantic adds the tags of unions to ``loc`` (the
+    chosen ``algo`` schema's name, a member type such as ``float``), which are not keys."""
+    parts: list[str] = []
+    models: list[type[BaseModel]] = [model]
+    for part in loc:
+        if isinstance(part, int):
+            parts.append(str(part))
+            continue
+        if not models:
+            continue  # a union member's type name inside a plain field
+        tagged = [m for m in models if _tag(m) == part and part not in m.model_fields]
+        if len(models) > 1 and tagged:
+            models = tagged
+            continue
+        field = models[0].model_fields.get(part)
+        parts.append(str(part))
+        models = _models_in(field.annotation) if field is not None else []
+    return ".".join(parts)
+
+
+def _describe(err: dict[str, Any], model: type[BaseModel]) -> str:
+    loc = _key_path(model, err["loc"])
     value = err.get("input")
     msg = err["msg"]
     ctx = err.get("ctx") or {}
@@ -166,13 +194,21 @@ def validate(data: dict[str, Any], source: str = "config") -> BaseModel:
         )
     model = domain_schema(domain)
     data = _drop_removed_keys(model, data, source)
+    upgrade = getattr(model, "upgrade", None)
+    if upgrade is not None:
+        try:
+            data = upgrade(data)
+        except ValueError as e:
+            raise UserError(f"{source}: {e}") from None
     _check_keys(model, data, "", source)
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        errors = e.errors(include_url=False)
+        # a value of the wrong kind for one member of a union (``float | list[float]``) is not
+        # the error to show when another member reports what is wrong with it
+        errors = sorted(e.errors(include_url=False), key=lambda err: err["type"].endswith("_type"))
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise UserError(f"{source}: {_describe(errors[0])}{more}") from None
+        raise UserError(f"{source}: {_describe(errors[0], model)}{more}") from None
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> BaseModel:

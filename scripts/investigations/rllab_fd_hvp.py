@@ -50,28 +50,28 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     config = load_run_config(args.run_dir)
-    if config.domain != "rl" or config.algo.name != "maml_trpo" or config.algo.inner_steps != 1:
+    if config.domain != "rl" or config.algo.name != "maml_trpo" or config.algo.inner.steps != 1:
         p.error(f"{args.run_dir} is not a one-step MAML-TRPO run")
     with restored_experiment(args.run_dir, config) as (exp, state):
         algo, policy = exp.algo, exp.algo.policy
         theta = {k: v.detach().clone() for k, v in named_params(policy).items()}
         tasks = exp.task_env.sample_tasks(config.algo.meta_batch_size, np.random.default_rng(7))
         algo.sampler.rng = np.random.default_rng(args.seed)
-        trajs, support, _ = algo.inner.run(algo.sampler, theta, tasks, 1, algo.episodes_per_task)
+        trajs, support, _ = algo.inner.run(algo.sampler, theta, tasks, algo.episodes_per_task, 1)
     query = algo.inner.batch(trajs[-1])
 
     def adapt(params):
-        return algo.inner.replay(params, support, False)
+        return algo.inner.replay(params, support)
 
     with torch.no_grad():
         adapted = adapt(theta)
-        old_dist = policy.dist(adapted, query["obs"])
-        old_logp = policy.log_prob(old_dist, query["actions"])
+        old_dist = policy.dist(adapted, query.obs)
+        old_logp = policy.log_prob(old_dist, query.actions)
     exact_hvp, jt = one_step_kl_hvp(
         lambda q: reinforce_loss(policy, q, support[0], batched=True).sum(),
         theta,
         len(tasks),
-        algo.inner.inner_lr,
+        algo.spec.schedule[0],
         False,
         kl_hessian_product(policy, adapted, query),
         algo.cg_damping,

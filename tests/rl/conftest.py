@@ -7,6 +7,7 @@ import pytest
 import torch
 from rl_testing import NAV
 
+from metarl.core import InnerSpec
 from metarl.rl.inner_loop import InnerLoop
 from metarl.rl.policies import GaussianMLPPolicy
 from metarl.rl.sampling.sampler import Sampler
@@ -26,4 +27,4 @@ def nav_sampler(small_policy) -> Sampler:
 
 @pytest.fixture
 def inner(small_policy) -> InnerLoop:
-    return InnerLoop(small_policy, inner_lr=0.1)
+    return InnerLoop(small_policy, InnerSpec(0.1))

@@ -32,7 +32,7 @@ def test_subsampled_curvature_still_takes_trust_region_steps():
     """hvp_subsample only changes the CG metric: steps are accepted, improve the full-batch
     surrogate and respect the KL bound measured on every episode (one- and two-step inner)."""
     for inner_steps in (1, 2):
-        exp = build(small_config("maml_trpo", inner_steps=inner_steps, hvp_subsample=0.25))
+        exp = build(small_config("maml_trpo", inner={"steps": inner_steps}, hvp_subsample=0.25))
         for m in _train(exp, 2):
             assert m["train/ls_accepted"] == 1.0
             assert m["train/surrogate_change"] > 0
@@ -62,7 +62,7 @@ def test_removed_keys_load_at_their_old_default_and_are_refused_otherwise():
 
 @pytest.mark.slow
 def test_reptile_improves_adapted_return_on_navigation():
-    exp = build(small_config("reptile", inner_steps=2, epsilon=0.5))
+    exp = build(small_config("reptile", inner={"steps": 2}, epsilon=0.5))
     before = exp.evaluate()
     _train(exp, 16)
     after = exp.evaluate()
@@ -87,7 +87,7 @@ def test_state_dict_round_trip_resumes_identically():
 
 
 def test_evaluate_does_not_advance_training_streams():
-    exp = build(small_config("reptile", inner_steps=1))
+    exp = build(small_config("reptile", inner={"steps": 1}))
     state = exp.state_dict()
     curve = exp.evaluate(num_tasks=3)
     assert curve.num_tasks == 3 and curve.steps == [0, 1] and curve.metric == "return"
@@ -130,18 +130,18 @@ def test_inner_run_uses_the_step_size_schedule():
     params = {k: v.detach() for k, v in exp.policy.named_parameters()}
     tasks = exp.task_env.sample_tasks(3, np.random.default_rng(0))
     trajs, _, adapted = exp.inner.run(
-        exp.sampler, params, tasks, 3, 4, rng=np.random.default_rng(1), lrs=[0.3, 0.05]
+        exp.sampler, params, tasks, 4, 3, rng=np.random.default_rng(1), lrs=[0.3, 0.05]
     )
     rng, p = np.random.default_rng(1), params
     for k, lr in enumerate([0.3, 0.05, 0.05]):
         traj = exp.sampler.sample(p, tasks, 4, rng)
         torch.testing.assert_close(traj.returns, trajs[k].returns)
-        p = exp.inner.step(p, exp.inner.batch(traj), True, lr)
+        p = exp.inner.step(p, exp.inner.batch(traj), first_order=True, lr=lr)
     for key in adapted:
         torch.testing.assert_close(adapted[key], p[key])
     # a different schedule gives a different adaptation
     _, _, other = exp.inner.run(
-        exp.sampler, params, tasks, 3, 4, rng=np.random.default_rng(1), lrs=[0.3]
+        exp.sampler, params, tasks, 4, 3, rng=np.random.default_rng(1), lrs=[0.3]
     )
     assert not torch.allclose(other["layers.0.weight"], adapted["layers.0.weight"])
     with pytest.raises(ValidationError, match="inner_lrs"):
@@ -152,7 +152,7 @@ def test_inner_run_uses_the_step_size_schedule():
 
 def test_init_seed_sets_the_initial_weights_and_nothing_else():
     def cfg(seed, init_seed=None):
-        c = small_config("reptile", inner_steps=1)
+        c = small_config("reptile", inner={"steps": 1})
         return c.model_copy(
             update={"seed": seed, "policy": c.policy.model_copy(update={"init_seed": init_seed})}
         )

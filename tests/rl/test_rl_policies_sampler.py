@@ -78,7 +78,9 @@ def test_same_seed_same_trajectories(small_policy):
 def test_mask_after_termination_and_thread_restore(small_policy):
     threads = torch.get_num_threads()
     # a huge goal radius makes every episode terminate on its first step
-    sampler = Sampler(NAV, small_policy, {"goal_radius": 5.0}, rng=np.random.default_rng(0))
+    sampler = Sampler(
+        NAV, small_policy, env_kwargs={"goal_radius": 5.0}, rng=np.random.default_rng(0)
+    )
     traj = sampler.sample(dict(small_policy.named_parameters()), nav_tasks(2), 3)
     assert torch.equal(traj.lengths, torch.ones(2, 3, dtype=torch.long))
     assert float(traj.mask[..., 1:].sum()) == 0.0 and float(traj.rewards[..., 1:].abs().sum()) == 0

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from metarl.core import named_params
+from metarl.core import InnerSpec, named_params
 from metarl.rl.algos.trpo import (
     conjugate_gradient,
     conjugate_gradient_with_product,
@@ -18,6 +18,7 @@ from metarl.rl.algos.trpo import (
 from metarl.rl.inner_loop import InnerLoop
 from metarl.rl.losses import kl_hessian_product, mean_kl, reinforce_loss
 from metarl.rl.policies import CategoricalMLPPolicy, GaussianMLPPolicy
+from metarl.rl.trajectories import PGBatch
 
 
 def test_conjugate_gradient_solves_spd_system():
@@ -57,7 +58,7 @@ def test_kl_hessian_product_equals_double_backward_of_the_kl():
     obs = torch.randn(tasks, eps, horizon, 3, generator=gen, dtype=torch.float64)
     mask = torch.ones(tasks, eps, horizon, dtype=torch.float64)
     mask[1, 0, 2:] = 0
-    data = {"obs": obs, "mask": mask}
+    data = PGBatch(obs, None, None, mask)  # the KL reads observations and mask only
     for policy in (
         GaussianMLPPolicy(3, 2, (8,), "tanh", -0.3, gen).double(),
         CategoricalMLPPolicy(3, 4, (8,), "relu", gen).double(),
@@ -129,7 +130,7 @@ def _meta_kl_problem(first_order: bool, steps: int):
     """A float64 meta-batch: theta, support batches, query batch, adapt(theta), KL(theta)."""
     gen = torch.Generator().manual_seed(2)
     policy = GaussianMLPPolicy(2, 2, (8,), "tanh", 0.0, gen).double()
-    inner = InnerLoop(policy, inner_lr=0.3, task_batching="loop")
+    inner = InnerLoop(policy, InnerSpec(0.3, steps, first_order), task_batching="loop")
     tasks, eps, horizon = 3, 2, 5
 
     def batch():
@@ -138,18 +139,18 @@ def _meta_kl_problem(first_order: bool, steps: int):
         adv = torch.randn(tasks, eps, horizon, generator=gen, dtype=torch.float64)
         mask = torch.ones(tasks, eps, horizon, dtype=torch.float64)
         mask[0, 1, 3:] = 0
-        return {"obs": obs, "actions": act, "advantages": adv, "mask": mask}
+        return PGBatch(obs, act, adv, mask)
 
     support = [batch() for _ in range(steps)]
     query = batch()
     theta = {k: v.detach() for k, v in named_params(policy).items()}
 
     def adapt(p):
-        return inner.replay(p, support, first_order)
+        return inner.replay(p, support)
 
     with torch.no_grad():
         adapted = adapt(theta)
-        old_dist = policy.dist(adapted, query["obs"])
+        old_dist = policy.dist(adapted, query.obs)
 
     def kl(p):
         return mean_kl(policy, old_dist, p, query)
@@ -204,7 +205,7 @@ def test_one_step_fast_path_matches_finite_differences():
             lambda p, policy=policy, s=support[0]: reinforce_loss(policy, p, s, batched=True).sum(),
             theta,
             3,
-            inner.inner_lr,
+            inner.spec.lr,
             first_order,
             kl_hvp,
         )
@@ -231,16 +232,16 @@ def test_inner_step_vmap_equals_loop_equals_an_independent_reinforce_step():
     policy, _, theta, support, *_ = _meta_kl_problem(first_order=False, steps=1)
     data = support[0]
     steps = {
-        mode: InnerLoop(policy, inner_lr=0.3, task_batching=mode).step(theta, data, False)
+        mode: InnerLoop(policy, InnerSpec(0.3), task_batching=mode).step(theta, data)
         for mode in ("vmap", "loop")
     }
-    for i in range(data["obs"].shape[0]):
+    for i in range(data.obs.shape[0]):
         params = {k: v.clone().requires_grad_() for k, v in theta.items()}
-        mean, log_std = torch.func.functional_call(policy, params, (data["obs"][i],))
+        mean, log_std = torch.func.functional_call(policy, params, (data.obs[i],))
         dist = torch.distributions.Normal(mean, log_std.exp())
-        logp = dist.log_prob(data["actions"][i]).sum(-1)
-        mask = data["mask"][i]
-        loss = -(logp * data["advantages"][i] * mask).sum() / mask.sum()
+        logp = dist.log_prob(data.actions[i]).sum(-1)
+        mask = data.mask[i]
+        loss = -(logp * data.advantages[i] * mask).sum() / mask.sum()
         grads = torch.autograd.grad(loss, list(params.values()))
         for (name, value), g in zip(theta.items(), grads):
             expected = value - 0.3 * g

@@ -12,8 +12,8 @@ from rl_testing import NAV, SLOW_NAV, nav_tasks, register_slow_nav
 
 from metarl.core import stack_params
 from metarl.faults import EnvironmentFault
-from metarl.rl.sampling import backends
 from metarl.rl.policies import GaussianMLPPolicy
+from metarl.rl.sampling import backends
 from metarl.rl.sampling.sampler import Sampler
 from metarl.rl.sampling.workers import split_slots
 
@@ -121,7 +121,7 @@ def test_killed_or_stuck_worker_raises_naming_it_without_hanging_and_restarts():
     register_slow_nav()
     policy = _policy()
     sampler = Sampler(
-        SLOW_NAV, policy, {"delay": 0.01}, backend="process", num_workers=2, horizon=60
+        SLOW_NAV, policy, env_kwargs={"delay": 0.01}, backend="process", num_workers=2, horizon=60
     )
     try:
         params = dict(policy.named_parameters())

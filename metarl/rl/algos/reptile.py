@@ -12,6 +12,7 @@ The same sampler, inner loop and evaluation as MAML-TRPO; only the outer update 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from metarl.core import detach_params, named_params, reptile_update
 
@@ -21,23 +22,29 @@ from ..trajectories import Trajectories
 
 
 class ReptileRL:
-    """Reptile over ``inner.policy`` with ``inner_steps`` resampled PG steps per task."""
+    """Reptile over ``inner.policy`` with the inner loop's resampled PG steps per task."""
+
+    @classmethod
+    def from_config(cls, cfg: Any, inner: InnerLoop, sampler: Sampler) -> ReptileRL:
+        """From a ``reptile`` algo config (:class:`metarl.rl.config.ReptileConfig`)."""
+        return cls(inner, sampler, episodes_per_task=cfg.episodes_per_task, epsilon=cfg.epsilon)
 
     def __init__(
         self,
         inner: InnerLoop,
         sampler: Sampler,
+        *,
         episodes_per_task: int = 20,
-        inner_steps: int = 3,
         epsilon: float = 0.1,
     ) -> None:
-        if inner_steps < 1:
-            raise ValueError(f"Reptile needs inner_steps >= 1, got {inner_steps}")
+        if inner.spec.steps < 1:
+            raise ValueError(f"Reptile needs at least one inner step, got {inner.spec.steps}")
+        if inner.spec.learn_lr:
+            raise ValueError("Reptile does not learn inner step sizes (learn_lr is Meta-SGD's)")
         self.inner = inner
         self.policy = inner.policy
         self.sampler = sampler
         self.episodes_per_task = episodes_per_task
-        self.inner_steps = inner_steps
         self.epsilon = epsilon
         #: the pre-update episodes of the last :meth:`step` (for diagnostics)
         self.pre_update_episodes: Trajectories | None = None
@@ -45,9 +52,7 @@ class ReptileRL:
     def step(self, tasks: list[dict]) -> dict[str, float]:
         t0 = time.perf_counter()
         theta = detach_params(named_params(self.policy))
-        trajs, _, adapted = self.inner.run(
-            self.sampler, theta, tasks, self.inner_steps, self.episodes_per_task
-        )
+        trajs, _, adapted = self.inner.run(self.sampler, theta, tasks, self.episodes_per_task)
         self.pre_update_episodes = trajs[0]
         t1 = time.perf_counter()
         before = {k: v.clone() for k, v in theta.items()}

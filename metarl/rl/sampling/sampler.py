@@ -53,6 +53,7 @@ class Sampler:
         self,
         env_id: str,
         policy: Policy,
+        *,
         env_kwargs: Mapping[str, Any] | None = None,
         backend: str = "auto",
         horizon: int | None = None,
@@ -113,6 +114,25 @@ class Sampler:
         else:
             self._local = RolloutWorker(spec)
         self.num_workers = self.plan.num_workers
+
+    @classmethod
+    def from_config(cls, cfg: Any, policy: Policy, rng: np.random.Generator) -> Sampler:
+        """From an RL config's ``env`` and ``sampler`` sections
+        (:class:`metarl.rl.config.RLConfig`)."""
+        sc = cfg.sampler
+        return cls(
+            cfg.env.id,
+            policy,
+            env_kwargs=cfg.env.kwargs,
+            backend=sc.backend,
+            horizon=cfg.env.horizon,
+            num_threads=sc.num_threads,
+            rng=rng,
+            action_map=ActionMap(sc.clip_actions, sc.rescale_actions, sc.action_scale),
+            num_workers=sc.num_workers,
+            address=sc.address,
+            timeout_s=sc.timeout_s,
+        )
 
     def describe(self) -> str:
         """The one line printed at the start of training, e.g.
