@@ -46,6 +46,18 @@ CASES: dict[str, tuple[str, int, int, list[str]]] = {
         50,
         ["train.log_every=10", "algo.task_batching=vmap"],
     ),
+    "sinusoid_reptile": (
+        "configs/fewshot/sinusoid_reptile.yaml",
+        200,
+        50,
+        ["train.log_every=10", "algo.task_batching=vmap"],
+    ),
+    "omniglot_5w1s_protonets": (
+        "configs/fewshot/omniglot_5w1s_protonets.yaml",
+        20,
+        10,
+        ["train.log_every=1", "algo.task_batching=vmap"],
+    ),
     "omniglot_5w1s_maml": (
         "configs/fewshot/omniglot_5w1s_maml.yaml",
         20,

@@ -1,10 +1,12 @@
 """Supervised few-shot learning: sinusoid regression and N-way K-shot image classification
-(Omniglot, MiniImagenet, your own folders) with the core's learners and Prototypical Networks."""
+(Omniglot, MiniImagenet, your own folders) with the core's learners and Prototypical Networks, driven through one
+interface (:class:`FewShotLearner`)."""
 
 from .batch import FewShotBatch
 from .datasets import load_dataset
 from .episodes import EpisodeSampler
 from .labelled import LabelledImages
+from .learners import FewShotLearner, build_learner
 from .losses import classification_loss
 from .models import MLP, Conv4
 from .protonets import ProtoNet, protonet_loss
@@ -15,10 +17,12 @@ __all__ = [
     "Conv4",
     "EpisodeSampler",
     "FewShotBatch",
+    "FewShotLearner",
     "LabelledImages",
     "ProtoNet",
     "SinusoidBatch",
     "SinusoidTasks",
+    "build_learner",
     "classification_loss",
     "load_dataset",
     "protonet_loss",

@@ -12,17 +12,13 @@ import torch
 from torch import Tensor
 
 from metarl.core import (
-    MAML,
     AdaptationCurve,
-    Reptile,
     choose_task_batching,
-    map_tasks,
     summarize,
 )
 
 from .config import FewShotConfig
-from .episodes import inner_batches
-from .protonets import ProtoNet
+from .learners import build_learner
 from .sources import SinusoidSource, build_model, build_source
 
 STREAMS = {"train": 0, "val": 1, "test": 2}
@@ -31,37 +27,6 @@ STREAMS = {"train": 0, "val": 1, "test": 2}
 def seeded(seed: int, *stream: int) -> np.random.Generator:
     """An independent generator for ``(seed, *stream)``: streams never share draws."""
     return np.random.default_rng(np.random.SeedSequence([seed, *stream]))
-
-
-def is_head(name: str) -> bool:
-    """ANIL's filter: the parameters of the ``head`` layer, wherever the model nests it."""
-    return name.startswith("head.") or ".head." in name
-
-
-def build_learner(cfg: FewShotConfig, model, loss_fn, mode: str) -> MAML | Reptile | ProtoNet:
-    a = cfg.algo
-    if a.name == "reptile":
-        return Reptile(
-            model,
-            loss_fn,
-            a.inner_lr,
-            a.inner_steps,
-            a.inner_optimizer,
-            task_batching=mode,
-            carry_optimizer_state=a.inner_state == "carry",
-        )
-    if a.name == "protonets":
-        return ProtoNet(model, cfg.task.ways, task_batching=mode)
-    return MAML(
-        model,
-        loss_fn,
-        a.inner_lr,
-        a.inner_steps,
-        first_order=a.name == "fomaml",
-        learn_inner_lr=a.name == "metasgd",
-        adapt_prefixes=is_head if a.name == "anil" else None,
-        task_batching=mode,
-    )
 
 
 class FewShotExperiment:
@@ -78,9 +43,6 @@ class FewShotExperiment:
         self.batching_timings: dict[str, float] = {}
         mode = "vmap" if self.task_batching == "auto" else self.task_batching
         self.learner = build_learner(cfg, self.model, self.loss_fn, mode)
-        self.optimizer = None
-        if not isinstance(self.learner, Reptile):
-            self.optimizer = torch.optim.Adam(self.learner.parameters(), lr=cfg.algo.outer_lr)
 
     # -- training -------------------------------------------------------------------------
     def _resolve_batching(self, support: Any, query: Any) -> None:
@@ -91,53 +53,20 @@ class FewShotExperiment:
             return
 
         def run(mode: str) -> None:
-            if isinstance(self.learner, Reptile):
-                self.learner.adapt_batch(support, mode=mode)
-            else:
-                loss, _ = self.learner.meta_loss(support, query, mode=mode)
-                torch.autograd.grad(loss, list(self.learner.parameters()), allow_unused=True)
+            self.learner.probe(support, query, mode)
 
         self.task_batching, self.batching_timings = choose_task_batching(run)
         self.learner.task_batching = self.task_batching
 
-    def meta_step_size(self, iteration: int) -> float:
-        """Reptile's outer step, linearly annealed from ``meta_step`` to ``meta_step_final``."""
-        a = self.cfg.algo
-        frac = iteration / max(1, self.cfg.train.iterations)
-        return a.meta_step + (a.meta_step_final - a.meta_step) * frac
-
-    def _rows(self, support: Any, batch_size: int | None, steps: int, rng) -> Tensor | None:
-        """Reptile's inner mini-batches for this meta-batch, or ``None`` (whole support set; a
-        batch of exactly the support size is each epoch reshuffled, the same thing)."""
-        tasks, examples = support[1].shape[:2]
-        if batch_size is None or batch_size == examples:
-            return None
-        return inner_batches(tasks, examples, batch_size, steps, rng)
-
     def train_iteration(self, iteration: int) -> dict[str, float]:
         a = self.cfg.algo
         t0 = time.perf_counter()
-        shots = a.train_shots if isinstance(self.learner, Reptile) else None
-        support, query = self.source.sample(a.meta_batch_size, "train", self.rng, shots=shots)
+        support, query = self.source.sample(
+            a.meta_batch_size, "train", self.rng, shots=self.learner.train_shots
+        )
         t1 = time.perf_counter()
         self._resolve_batching(support, query)
-        out: dict[str, float] = {}
-        if isinstance(self.learner, Reptile):
-            eps = self.meta_step_size(iteration)
-            rows = self._rows(support, a.inner_batch_size, a.inner_steps, self.rng)
-            adapted = self.learner.meta_step(support, eps, rows=rows)
-            out["train/meta_step"] = eps
-            # the adapted parameters judged on the query sets: the number Reptile is trained for
-            losses, metrics = map_tasks(
-                self.loss_fn, adapted, query, in_dims=(0, 0), mode=self.learner.task_batching
-            )
-            loss = losses.mean()
-            metrics = {k: v.mean() for k, v in metrics.items()}
-        else:
-            loss, metrics = self.learner.meta_loss(support, query)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+        loss, metrics, out = self.learner.meta_step(support, query, iteration, self.rng)
         t2 = time.perf_counter()
         out["train/loss"] = float(loss.detach())
         for k, v in metrics.items():
@@ -155,23 +84,14 @@ class FewShotExperiment:
         tasks every time (a fresh generator per call), independent of training."""
         ev = self.cfg.eval
         n = num_tasks or ev.tasks
-        steps = 0 if isinstance(self.learner, ProtoNet) else ev.steps
+        steps = self.learner.eval_steps(ev.steps)
         rng = seeded(self.cfg.seed, 1000 + STREAMS[split])
         chunks: list[Tensor] = []
         done = 0
         while done < n:
             size = min(ev.batch_size, n - done)
             support, query = self.source.sample(size, split, rng, ev.query)
-            if isinstance(self.learner, ProtoNet):
-                with torch.no_grad():
-                    _, metrics = self.learner.task_losses(support, query)
-                chunks.append(metrics[self.metric].unsqueeze(0))
-            elif isinstance(self.learner, Reptile):
-                rows = self._rows(support, ev.inner_batch_size, steps, rng)
-                curve = self.learner.adaptation_curve(support, query, steps, rows=rows)
-                chunks.append(curve[self.metric])
-            else:
-                chunks.append(self.learner.adaptation_curve(support, query, steps)[self.metric])
+            chunks.append(self.learner.curve(support, query, steps, rng)[self.metric])
             done += size
         values = torch.cat(chunks, dim=1)
         if self.metric == "accuracy":
@@ -181,16 +101,13 @@ class FewShotExperiment:
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
-            "learner": self.learner.state_dict(),
-            "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
+            **self.learner.state_dict(),  # "learner" and "optimizer"
             "rng": self.rng.bit_generator.state,
             "task_batching": self.task_batching,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.learner.load_state_dict(state["learner"])
-        if self.optimizer is not None:
-            self.optimizer.load_state_dict(state["optimizer"])
+        self.learner.load_state_dict(state)
         self.rng.bit_generator.state = state["rng"]
         self.task_batching = state["task_batching"]
         if self.task_batching != "auto":
@@ -204,7 +121,7 @@ class FewShotExperiment:
 
         batch = self.source.tasks.sample(1, self.cfg.task.shots, 1, seeded(self.cfg.seed, 2000))
         path = run_dir / "sinusoid_fit.png"
-        plot_sinusoid_fit(self.learner, self.model, batch, max(1, self.cfg.eval.steps), path)
+        plot_sinusoid_fit(self.learner.module, self.model, batch, max(1, self.cfg.eval.steps), path)
         return [path]
 
     def summary_extra(self) -> dict[str, Any]:

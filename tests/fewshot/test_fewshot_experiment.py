@@ -161,25 +161,25 @@ def test_reptile_code_protocol_uses_train_shots_batches_and_carried_state(tmp_pa
     )
     exp = build(cfg)
     seen = []
-    learner_step = exp.learner.meta_step
+    learner_step = exp.learner.module.meta_step
 
     def spy(support, eps, mode=None, rows=None):
         seen.append((support[1].shape, rows.shape))
         return learner_step(support, eps, mode=mode, rows=rows)
 
-    exp.learner.meta_step = spy
+    exp.learner.module.meta_step = spy
     exp.train_iteration(0)
     # 3 ways x 5 train shots per task, 3 inner steps on batches of 4 of them
     assert seen == [(torch.Size([2, 15]), torch.Size([2, 3, 4]))]
-    t, _, v = exp.learner.optimizer_state
+    t, _, v = exp.learner.module.optimizer_state
     assert t == 2 * 3
     # the carried Adam state survives a checkpoint round trip, and evaluation leaves it alone
     again = build(cfg)
     again.load_state_dict(exp.state_dict())
-    assert again.learner.optimizer_state[0] == t
-    assert all(torch.equal(again.learner.optimizer_state[2][k], v[k]) for k in v)
+    assert again.learner.module.optimizer_state[0] == t
+    assert all(torch.equal(again.learner.module.optimizer_state[2][k], v[k]) for k in v)
     assert again.evaluate() == exp.evaluate()
-    assert exp.learner.optimizer_state[0] == t
+    assert exp.learner.module.optimizer_state[0] == t
 
 
 @pytest.mark.parametrize(
