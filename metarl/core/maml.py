@@ -63,11 +63,11 @@ class MAML(nn.Module):
         params = named_params(model)
         names = None if adapt_prefixes is None else select_names(params, adapt_prefixes)
         self.inner = InnerSpec(
-            float(inner_lr),
-            inner_steps,
-            first_order,
-            learn_inner_lr,
-            None if names is None else tuple(names),
+            lr=float(inner_lr),
+            steps=inner_steps,
+            first_order=first_order,
+            learn_lr=learn_inner_lr,
+            names=None if names is None else tuple(names),
         )
         self.inner_lrs: nn.ParameterDict | None = None
         if learn_inner_lr:

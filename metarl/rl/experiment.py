@@ -78,10 +78,10 @@ class RLExperiment:
         self.inner = InnerLoop(
             self.policy,
             inner_spec(algo.inner, self.policy),
-            algo.gamma,
-            algo.gae_lambda,
-            algo.normalize_advantages,
-            "vmap" if algo.task_batching == "auto" else algo.task_batching,
+            gamma=algo.gamma,
+            gae_lambda=algo.gae_lambda,
+            normalize_advantages=algo.normalize_advantages,
+            task_batching="vmap" if algo.task_batching == "auto" else algo.task_batching,
         )
         learner = MAMLTRPO if algo.name == "maml_trpo" else ReptileRL
         self.algo: MAMLTRPO | ReptileRL = learner.from_config(algo, self.inner, self.sampler)
@@ -265,11 +265,11 @@ def inner_spec(cfg: InnerConfig, policy: Policy) -> InnerSpec:
     """The core's inner-loop settings from ``algo.inner`` (``adapt: head`` names the policy's
     output layer)."""
     return InnerSpec(
-        tuple(cfg.lr) if isinstance(cfg.lr, list) else cfg.lr,
-        cfg.steps,
-        cfg.first_order,
-        cfg.learn_lr,
-        policy.head_names() if cfg.adapt == "head" else None,
+        lr=tuple(cfg.lr) if isinstance(cfg.lr, list) else cfg.lr,
+        steps=cfg.steps,
+        first_order=cfg.first_order,
+        learn_lr=cfg.learn_lr,
+        names=policy.head_names() if cfg.adapt == "head" else None,
     )
 
 
