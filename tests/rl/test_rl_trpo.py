@@ -130,7 +130,9 @@ def _meta_kl_problem(first_order: bool, steps: int):
     """A float64 meta-batch: theta, support batches, query batch, adapt(theta), KL(theta)."""
     gen = torch.Generator().manual_seed(2)
     policy = GaussianMLPPolicy(2, 2, (8,), "tanh", 0.0, gen).double()
-    inner = InnerLoop(policy, InnerSpec(0.3, steps=steps, first_order=first_order), task_batching="loop")
+    inner = InnerLoop(
+        policy, InnerSpec(0.3, steps=steps, first_order=first_order), task_batching="loop"
+    )
     tasks, eps, horizon = 3, 2, 5
 
     def batch():
