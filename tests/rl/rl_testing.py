@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -39,11 +40,19 @@ SLOW_NAV = "metarl-test/SlowNavigation2D-v0"
 
 
 class SlowNavigation2D(Navigation2DEnv):
-    """Navigation2D whose steps sleep ``delay`` seconds (to catch a worker mid-phase)."""
+    """Navigation2D whose steps sleep ``delay`` seconds (to catch a worker mid-phase); with
+    ``mark``, every reset appends the process id to that file (the phase has begun)."""
 
-    def __init__(self, delay: float = 0.01, **kwargs):
+    def __init__(self, delay: float = 0.01, mark: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.delay = float(delay)
+        self.mark = mark
+
+    def reset(self, *, seed=None, options=None):
+        if self.mark is not None:
+            with open(self.mark, "a") as f:
+                f.write(f"{os.getpid()}\n")
+        return super().reset(seed=seed, options=options)
 
     def step(self, action):
         time.sleep(self.delay)

@@ -117,19 +117,41 @@ def test_worker_exception_names_worker_and_task_and_pool_stays_usable(process_sa
     assert traj.obs.shape == (2, 2, 100, 2) and process_sampler._pool.pids == pids
 
 
-def test_killed_or_stuck_worker_raises_naming_it_without_hanging_and_restarts():
+def _kill_when_marked(mark, pid: int) -> threading.Thread:
+    """SIGKILL ``pid`` as soon as it writes its id to ``mark`` (its envs reset: mid-phase)."""
+
+    def watch():
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline:
+            if mark.exists() and str(pid) in mark.read_text().split():
+                os.kill(pid, signal.SIGKILL)
+                return
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_killed_or_stuck_worker_raises_naming_it_without_hanging_and_restarts(tmp_path):
     register_slow_nav()
     policy = _policy()
+    mark = tmp_path / "phase_started"
     sampler = Sampler(
-        SLOW_NAV, policy, env_kwargs={"delay": 0.01}, backend="process", num_workers=2, horizon=60
+        SLOW_NAV,
+        policy,
+        env_kwargs={"delay": 0.01, "mark": str(mark)},
+        backend="process",
+        num_workers=2,
+        horizon=60,
     )
     try:
         params = dict(policy.named_parameters())
         tasks = nav_tasks(4)
-        sampler.sample(params, tasks, 1)  # workers up, envs built (~1.2 s of stepping)
+        sampler.sample(params, tasks, 1)  # workers up, envs built (>= 0.6 s of stepping)
         victim = sampler._pool.pids[0]
-        killer = threading.Timer(0.3, os.kill, (victim, signal.SIGKILL))
-        killer.start()
+        mark.unlink()
+        killer = _kill_when_marked(mark, victim)  # killed after its phase began, before its end
         start = time.monotonic()
         with pytest.raises(EnvironmentFault) as info:  # the CLI's exit code 3
             sampler.sample(params, tasks, 1)
@@ -141,7 +163,8 @@ def test_killed_or_stuck_worker_raises_naming_it_without_hanging_and_restarts():
         assert sampler._pool.pids == []  # the other worker was shut down too
         traj = sampler.sample(params, tasks[:2], 1)  # fresh workers
         assert traj.obs.shape == (2, 1, 60, 2) and victim not in sampler._pool.pids
-        sampler._pool.timeout_s = 0.2  # a stuck phase (here: merely slow) fails the same way
+        # a stuck phase (here: merely slow, >= 60 sleeps of 10 ms) fails the same way
+        sampler._pool.timeout_s = 0.2
         with pytest.raises(EnvironmentFault, match=r"did not finish within timeout_s=0.2 s"):
             sampler.sample(params, tasks, 1)
         assert sampler._pool.pids == []
