@@ -17,7 +17,8 @@ outer_grad     the surrogate's gradient through the inner step (``trpo_update`` 
                line search)
 cg             conjugate gradient: its Hessian-vector products
 line_search    the candidates (each re-runs the inner step, surrogate and KL)
-other          the rest of the iteration (diagnostics, Python, logging)
+diagnostics    the per-iteration ``diag/`` metrics over the pre-update episodes
+other          the rest of the iteration (Python, bookkeeping)
 ============== ==========================================================================
 
 ``ceiling_s`` is the physics alone: ``mujoco.batch`` replaying open-loop the actions this very
@@ -49,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sampler import Ceiling  # noqa: E402
 
 import metarl.rl.algos.maml_trpo as maml_trpo  # noqa: E402
+import metarl.rl.experiment as rl_experiment  # noqa: E402
 from metarl.rl import build  # noqa: E402
 from metarl.run.config import load_config  # noqa: E402
 
@@ -97,6 +99,7 @@ def instrument(exp, clock: PhaseClock, rounds: list) -> None:
     exp.algo.trpo_update = clock.wrap("outer_grad", exp.algo.trpo_update)
     maml_trpo.trpo_step_direction = clock.wrap("cg", maml_trpo.trpo_step_direction)
     maml_trpo.line_search = clock.wrap("line_search", maml_trpo.line_search)
+    rl_experiment.policy_diagnostics = clock.wrap("diagnostics", rl_experiment.policy_diagnostics)
 
 
 def ceiling_seconds(env_id: str, kwargs: dict, rounds: list) -> float:
@@ -119,6 +122,7 @@ def bench_config(path: str, warmup: int, repeats: int, overrides: list[str]) -> 
     cfg = load_config(path, overrides)
     exp = build(cfg)
     direction, search = maml_trpo.trpo_step_direction, maml_trpo.line_search
+    diagnostics = rl_experiment.policy_diagnostics
     clock, rounds = PhaseClock(), []
     instrument(exp, clock, rounds)
     rows = []
@@ -139,6 +143,7 @@ def bench_config(path: str, warmup: int, repeats: int, overrides: list[str]) -> 
             print(f"{path} repeat {i - warmup}: {wall:.2f} s, ceiling {ceiling:.2f} s", flush=True)
     finally:
         maml_trpo.trpo_step_direction, maml_trpo.line_search = direction, search
+        rl_experiment.policy_diagnostics = diagnostics
         exp.close()
     med = statistics.median
     names = rows[0]["phases_s"]
