@@ -16,6 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from metarl.core import InnerSpec
 from metarl.schema import StrictModel, TrainConfig
 
 from .sampling.backends import registered_task_envs
@@ -136,21 +137,13 @@ class InnerConfig(StrictModel):
     learn_lr: bool = False
     adapt: Literal["all", "head"] = "all"
 
-    @field_validator("lr")
-    @classmethod
-    def _positive(cls, value: float | list[float]) -> float | list[float]:
-        values = value if isinstance(value, list) else [value]
-        if not values or any(not lr > 0 for lr in values):
-            raise ValueError(f"inner step sizes must be positive, got {value}")
-        return value
-
     @model_validator(mode="after")
-    def _meta_sgd(self) -> InnerConfig:
-        if self.learn_lr and isinstance(self.lr, list):
-            raise ValueError(
-                "learn_lr learns one step size per parameter for every step; give one initial "
-                f"lr, not the schedule {self.lr}"
-            )
+    def _valid_for_the_core(self) -> InnerConfig:
+        """The core's :class:`InnerSpec` checks the settings (positive step sizes, no schedule
+        with learned step sizes); its message is the error."""
+        InnerSpec(
+            lr=tuple(self.lr) if isinstance(self.lr, list) else self.lr, learn_lr=self.learn_lr
+        )
         return self
 
 
