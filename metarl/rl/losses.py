@@ -41,15 +41,34 @@ def surrogate_loss(
 
     ``params`` are the stacked adapted parameters, ``data`` the query batch ``[tasks, E, H]``.
     """
-    logp = policy.log_prob(policy.dist(params, data.obs), data.actions)
-    ratio = (logp - old_logp).exp()
-    return -masked_mean(ratio * data.advantages, data.mask, batched=True).mean()
+    return _surrogate(policy, policy.dist(params, data.obs), data, old_logp)
 
 
 def mean_kl(policy: Policy, old_dist: Dist, params: Mapping[str, Tensor], data: PGBatch) -> Tensor:
     """``KL(pi_old || pi_params)`` averaged over valid steps, then over tasks."""
-    kl = policy.kl(old_dist, policy.dist(params, data.obs))
-    return masked_mean(kl, data.mask, batched=True).mean()
+    return _mean_kl(policy, old_dist, policy.dist(params, data.obs), data)
+
+
+def surrogate_and_kl(
+    policy: Policy,
+    params: Mapping[str, Tensor],
+    data: PGBatch,
+    old_logp: Tensor,
+    old_dist: Dist,
+) -> tuple[Tensor, Tensor]:
+    """``(surrogate_loss, mean_kl)`` from one forward pass of the policy (a line-search
+    candidate's two numbers)."""
+    dist = policy.dist(params, data.obs)
+    return _surrogate(policy, dist, data, old_logp), _mean_kl(policy, old_dist, dist, data)
+
+
+def _surrogate(policy: Policy, dist: Dist, data: PGBatch, old_logp: Tensor) -> Tensor:
+    ratio = (policy.log_prob(dist, data.actions) - old_logp).exp()
+    return -masked_mean(ratio * data.advantages, data.mask, batched=True).mean()
+
+
+def _mean_kl(policy: Policy, old_dist: Dist, dist: Dist, data: PGBatch) -> Tensor:
+    return masked_mean(policy.kl(old_dist, dist), data.mask, batched=True).mean()
 
 
 def kl_hessian_product(

@@ -43,7 +43,7 @@ from torch import Tensor
 from metarl.core import Params, detach_params, named_params
 
 from ..inner_loop import InnerLoop
-from ..losses import kl_hessian_product, mean_kl, reinforce_loss, surrogate_loss
+from ..losses import kl_hessian_product, reinforce_loss, surrogate_and_kl, surrogate_loss
 from ..policies import Dist
 from ..sampling.sampler import Sampler
 from ..trajectories import PGBatch, Trajectories
@@ -66,11 +66,13 @@ VJP = Callable[[Params], Params]
 @dataclass
 class MetaBatch:
     """One iteration's episodes: all ``steps + 1`` sampling rounds, the support batches the
-    inner steps used, and the query batch (after the last step)."""
+    inner steps used, the query batch (after the last step) and the adapted parameters that
+    sampled it (theta'_i, no graph)."""
 
     trajs: list[Trajectories]
     support: list[PGBatch]
     query: PGBatch
+    adapted: Params
 
 
 @dataclass
@@ -132,10 +134,9 @@ class MAMLTRPO:
         t0 = time.perf_counter()
         batch = self.sample(meta, tasks)
         adapt = self.adaptation(batch.support)
-        if self._fast_path():
-            with torch.no_grad():
-                adapted = adapt(meta)
-            vjp = None
+        if self._fast_path() and self.hvp_subsample >= 1.0:
+            # J^T comes from the curvature's own support graph; theta'_i from the sampling
+            adapted, vjp = batch.adapted, None
         else:
             adapted, vjp = torch.func.vjp(adapt, meta)
         with torch.no_grad():
@@ -160,11 +161,11 @@ class MAMLTRPO:
     def sample(self, meta: Params, tasks: list[dict]) -> MetaBatch:
         """Support episodes with theta, the inner steps, query episodes with theta'_i."""
         theta, learned = self.split(meta)
-        trajs, support, _ = self.inner.run(
+        trajs, support, adapted = self.inner.run(
             self.sampler, theta, tasks, self.episodes_per_task, learned=learned
         )
         self.pre_update_episodes = trajs[0]
-        return MetaBatch(trajs, support, self.inner.batch(trajs[-1]))
+        return MetaBatch(trajs, support, self.inner.batch(trajs[-1]), adapted)
 
     def adaptation(self, support: list[PGBatch]) -> Adapt:
         """``meta -> theta'_i`` (stacked over tasks): the inner steps on the stored batches."""
@@ -179,11 +180,12 @@ class MAMLTRPO:
         self, meta: Params, batch: MetaBatch, adapted: Params, vjp: Callable | None
     ) -> tuple[Callable[[Tensor], Tensor], VJP]:
         """The damped KL Hessian-vector product in the meta-parameters (on the curvature slice
-        of the episodes), and ``w -> J^T w`` on every episode (for the gradient)."""
+        of the episodes), and ``w -> J^T w`` on every episode (for the gradient; from ``vjp``,
+        the inner steps' vjp on every episode, where given)."""
         support_c = [self._curvature_slice(b) for b in batch.support]
         kl_hvp = kl_hessian_product(self.policy, adapted, self._curvature_slice(batch.query))
         adapt = self.adaptation(batch.support)
-        if vjp is None:  # one plain step: J_i = I - lr * H_i is symmetric
+        if self._fast_path():  # one plain step: J_i = I - lr * H_i is symmetric
             hvp, adapt_vjp = one_step_kl_hvp(
                 lambda p: reinforce_loss(self.policy, p, support_c[0], batched=True).sum(),
                 meta,
@@ -193,9 +195,7 @@ class MAMLTRPO:
                 kl_hvp,
                 self.cg_damping,
             )
-            if self.hvp_subsample < 1.0:  # the gradient goes through the full support batch
-                adapt_vjp = _vjp_of(adapt, meta)
-            return hvp, adapt_vjp
+            return hvp, (adapt_vjp if vjp is None else _vjp_of(adapt, meta, vjp))
         adapt_vjp = _vjp_of(adapt, meta, vjp)
         adapt_c = self.adaptation(support_c)
         vjp_c = adapt_vjp if self.hvp_subsample >= 1.0 else _vjp_of(adapt_c, meta)
@@ -214,10 +214,10 @@ class MAMLTRPO:
         to ``max_kl``, and the backtracking line search (which re-runs the inner steps for each
         candidate); loads the accepted meta-parameters. Returns the search's result (None when
         the curvature gave no direction) and the surrogate before the step."""
-        old_loss = float(surrogate_loss(self.policy, old.adapted, query, old.logp))
-        grad_adapted = torch.func.grad(lambda p: surrogate_loss(self.policy, p, query, old.logp))(
-            old.adapted
-        )
+        grad_adapted, loss = torch.func.grad_and_value(
+            lambda p: surrogate_loss(self.policy, p, query, old.logp)
+        )(old.adapted)
+        old_loss = float(loss)
         grad = adapt_vjp(grad_adapted)
         full_step = trpo_step_direction(flatten(grad.values()), hvp, self.max_kl, self.cg_iters)
         if full_step is None:
@@ -225,10 +225,8 @@ class MAMLTRPO:
 
         def evaluate(candidate: Tensor) -> tuple[float, float]:
             new_adapted = adapt(unflatten(candidate, meta))
-            return (
-                float(surrogate_loss(self.policy, new_adapted, query, old.logp)),
-                float(mean_kl(self.policy, old.dist, new_adapted, query)),
-            )
+            loss, kl = surrogate_and_kl(self.policy, new_adapted, query, old.logp, old.dist)
+            return float(loss), float(kl)
 
         with torch.no_grad():
             result = line_search(
