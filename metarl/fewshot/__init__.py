@@ -2,10 +2,9 @@
 (Omniglot, MiniImagenet, your own folders) with the core's learners and Prototypical Networks, driven through one
 interface (:class:`FewShotLearner`)."""
 
-from .batch import FewShotBatch
 from .datasets import load_dataset
-from .episodes import EpisodeSampler
-from .labelled import LabelledImages
+from .episodes import EpisodeSampler, FewShotBatch
+from .image_set import LabelledImages
 from .learners import FewShotLearner, build_learner
 from .losses import classification_loss
 from .models import MLP, Conv4

@@ -19,7 +19,7 @@ from metarl.core import (
 
 from .config import FewShotConfig
 from .learners import build_learner
-from .sources import SinusoidSource, build_model, build_source
+from .task_sources import SinusoidSource, build_model, build_source
 
 STREAMS = {"train": 0, "val": 1, "test": 2}
 

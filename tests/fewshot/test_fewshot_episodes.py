@@ -2,9 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from metarl.fewshot.batch import FewShotBatch
-from metarl.fewshot.episodes import EpisodeSampler
-from metarl.fewshot.labelled import LabelledImages
+from metarl.fewshot.episodes import EpisodeSampler, FewShotBatch
+from metarl.fewshot.image_set import LabelledImages
 
 
 def make_data(num_classes: int = 6, per_class: int = 5, size: int = 6, seed: int = 0):

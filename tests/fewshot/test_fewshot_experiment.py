@@ -205,7 +205,7 @@ def test_reptile_only_settings_are_rejected_elsewhere(algo, eval_, match):
 def test_rotations_make_new_classes_on_the_train_split_only(tmp_path):
     """Omniglot protocol: with task.rotations the 6 training classes become 24 (x4 rotations);
     validation and test classes are never rotated."""
-    from metarl.fewshot.sources import EpisodeSource
+    from metarl.fewshot.task_sources import EpisodeSource
 
     cfg = make(task={**_folder_task(tmp_path, query=1), "rotations": True})
     source = EpisodeSource(cfg)

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from metarl.core import MAML, Reptile, named_params
 from metarl.fewshot.episodes import EpisodeSampler
-from metarl.fewshot.labelled import LabelledImages
+from metarl.fewshot.image_set import LabelledImages
 from metarl.fewshot.losses import classification_loss
 from metarl.fewshot.models import MLP, BatchStatNorm, Conv4, GroupStatNorm, embedding
 from metarl.fewshot.protonets import ProtoNet, protonet_loss

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..labelled import LabelledImages
+from ..image_set import LabelledImages
 from .cache import CacheDir, default_cache_dir
 from .folder import load_folder
 from .locate import data_root, locate

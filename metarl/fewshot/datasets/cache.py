@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..labelled import LabelledImages
+from ..image_set import LabelledImages
 
 CACHE_VERSION = 1
 CacheDir = str | os.PathLike | None | bool

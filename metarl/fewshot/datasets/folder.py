@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..labelled import LabelledImages
+from ..image_set import LabelledImages
 from .cache import CacheDir, cached, tree_fingerprint
 from .images import as_size, decode_image, is_hidden
 

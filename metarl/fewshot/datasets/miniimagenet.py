@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..labelled import LabelledImages
+from ..image_set import LabelledImages
 from .cache import CacheDir, cached, file_fingerprint
 from .images import as_size, decode_image
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..labelled import LabelledImages, concatenate
+from ..image_set import LabelledImages, concatenate
 from .cache import CacheDir, cached, file_fingerprint, tree_fingerprint
 from .images import as_size, decode_image, is_hidden
 

@@ -17,7 +17,7 @@ from metarl.core import functional
 from .config import FewShotConfig
 from .datasets import load_dataset
 from .episodes import EpisodeSampler
-from .labelled import LabelledImages
+from .image_set import LabelledImages
 from .losses import classification_loss
 from .sinusoid import SinusoidTasks
 
