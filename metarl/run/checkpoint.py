@@ -35,6 +35,8 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # torn writes of a killed process
+        stale.unlink(missing_ok=True)
     return path
 
 

@@ -1,0 +1,106 @@
+"""The trainer killed while it writes a checkpoint, and a full disk under TensorBoard's writer:
+the previous checkpoint stays whole, nothing logged before it is lost, and ``--resume`` ends
+with the rows an uninterrupted run writes."""
+
+from __future__ import annotations
+
+import errno
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from metarl.cli import main
+from metarl.run import metrics
+from metarl.run.checkpoint import load_checkpoint
+from metarl.run.metrics import read_metrics
+
+SINUSOID = Path(__file__).resolve().parents[2] / "configs" / "fewshot" / "sinusoid_maml.yaml"
+ARGS = [
+    "--iterations", "30", "--eval-tasks", "10",
+    "--set", "train.log_every=5", "--set", "train.checkpoint_every=10",
+    "--set", "algo.task_batching=loop", "--set", "train.num_threads=1",
+]  # fmt: skip
+ROWS = [5, 10, 15, 20, 25, 30, 30]  # the training rows and the final evaluation
+
+
+def _finish(run: Path, capsys) -> None:
+    assert main(["train", "--resume", str(run)]) == 0
+    capsys.readouterr()
+    assert [r["iteration"] for r in read_metrics(run)] == ROWS
+    assert json.loads((run / "summary.json").read_text())["iterations"] == 30
+
+
+# The trainer, in its own process: the second checkpoint's bytes are half written when the
+# process SIGKILLs itself (deterministic: no race against a timer).
+KILLED_MID_WRITE = textwrap.dedent(
+    """
+    import os, signal, sys, types
+    from metarl.cli import main
+    from metarl.run import checkpoint
+
+    calls = []
+
+    class HalfThenKill:
+        def __init__(self, fd):
+            self.f = os.fdopen(fd, "wb")
+        def __enter__(self):
+            return self
+        def __exit__(self, *exc):
+            return False
+        def write(self, data):
+            calls.append(1)
+            if len(calls) < 2:
+                return self.f.write(data)
+            self.f.write(bytes(data)[: len(data) // 2])
+            self.f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        def flush(self):
+            self.f.flush()
+        def fileno(self):
+            return self.f.fileno()
+
+    checkpoint.os = types.SimpleNamespace(**{**vars(os), "fdopen": lambda fd, m: HalfThenKill(fd)})
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+def test_trainer_killed_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, capsys):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-c", KILLED_MID_WRITE, "train", str(SINUSOID), "--run-dir", str(run)]
+    proc = subprocess.run([*cmd, *ARGS], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    ckpt_dir = run / "checkpoints"
+    assert [p.name for p in ckpt_dir.iterdir() if p.name.endswith(".tmp")]  # the torn write
+    assert load_checkpoint(ckpt_dir / "last.pt")["iteration"] == 10  # the previous one, whole
+    assert [r["iteration"] for r in read_metrics(run)] == [5, 10, 15, 20]
+    _finish(run, capsys)
+    assert not [p.name for p in ckpt_dir.iterdir() if p.name.endswith(".tmp")]  # cleared
+
+
+def test_disk_full_under_tensorboard_is_one_line_and_resumes(tmp_path, monkeypatch, capsys):
+    """TensorBoard's events go through the same error path as the metrics file: exit code 3,
+    one line naming the intact checkpoint, and the run resumes with every row once."""
+    run = tmp_path / "run"
+    real = metrics.MetricsLog.log
+
+    def log(self, iteration, values):
+        if iteration == 15 and self._tb is not None:
+            self._tb.add_scalar = _raise_enospc  # the event file's disk is full from here on
+        return real(self, iteration, values)
+
+    monkeypatch.setattr(metrics.MetricsLog, "log", log)
+    assert main(["train", str(SINUSOID), "--run-dir", str(run), *ARGS]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no space left on the device")
+    assert "the checkpoint of iteration 10" in err[0]
+    assert [r["iteration"] for r in read_metrics(run)] == [5, 10]
+    monkeypatch.setattr(metrics.MetricsLog, "log", real)
+    _finish(run, capsys)
+
+
+def _raise_enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device", "events.out.tfevents")
