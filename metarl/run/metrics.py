@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ class MetricsLog:
             )
         except ImportError:  # tensorboard is a dependency; keep going without it if removed
             self._tb = None
+        _quiet_event_writer_thread()
 
     def log(self, iteration: int, values: dict[str, float]) -> None:
         row: dict[str, Any] = {"iteration": iteration}
@@ -48,6 +50,23 @@ class MetricsLog:
         self._file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def _quiet_event_writer_thread() -> None:
+    """Keep TensorBoard's writer thread from printing a traceback when its disk write fails:
+    the writer re-raises that ``OSError`` in the training thread at the next scalar, flush or
+    close, where the CLI turns it into its one ``error:`` line (e.g. a full disk)."""
+    previous = threading.excepthook
+    if getattr(previous, "quiets_event_writer", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        writer_thread = type(args.thread).__name__ == "_AsyncWriterThread"
+        if not (writer_thread and isinstance(args.exc_value, OSError)):
+            previous(args)
+
+    hook.quiets_event_writer = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

@@ -12,6 +12,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from metarl.cli import main
 from metarl.run import metrics
 from metarl.run.checkpoint import load_checkpoint
@@ -81,26 +83,37 @@ def test_trainer_killed_while_writing_a_checkpoint_keeps_the_previous_one(tmp_pa
     assert not [p.name for p in ckpt_dir.iterdir() if p.name.endswith(".tmp")]  # cleared
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 def test_disk_full_under_tensorboard_is_one_line_and_resumes(tmp_path, monkeypatch, capsys):
-    """TensorBoard's events go through the same error path as the metrics file: exit code 3,
-    one line naming the intact checkpoint, and the run resumes with every row once."""
+    """TensorBoard writes its event file from a background thread; a full disk there surfaces
+    at the next scalar and ends like any full disk: exit code 3, one line naming the intact
+    checkpoint (no thread traceback), and the run resumes with every row once."""
+    from tensorboard.summary.writer import record_writer
+
     run = tmp_path / "run"
-    real = metrics.MetricsLog.log
+    real_log, real_write = metrics.MetricsLog.log, record_writer.RecordWriter.write
+    full = []
+
+    def write(self, data):
+        if full:
+            raise OSError(errno.ENOSPC, "No space left on device", "events.out.tfevents")
+        return real_write(self, data)
 
     def log(self, iteration, values):
-        if iteration == 15 and self._tb is not None:
-            self._tb.add_scalar = _raise_enospc  # the event file's disk is full from here on
-        return real(self, iteration, values)
+        if iteration == 15:  # the disk fills under the event writer from here on
+            full.append(True)
+            if self._tb is not None:
+                self._tb.add_scalar("probe", 0.0, iteration)
+                self._tb.flush()  # the writer thread meets the full disk now
+        return real_log(self, iteration, values)
 
+    monkeypatch.setattr(record_writer.RecordWriter, "write", write)
     monkeypatch.setattr(metrics.MetricsLog, "log", log)
     assert main(["train", str(SINUSOID), "--run-dir", str(run), *ARGS]) == 3
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: no space left on the device")
+    assert len(err) == 1 and err[0].startswith("error: no space left on the device"), err
     assert "the checkpoint of iteration 10" in err[0]
     assert [r["iteration"] for r in read_metrics(run)] == [5, 10]
-    monkeypatch.setattr(metrics.MetricsLog, "log", real)
+    full.clear()
+    monkeypatch.setattr(metrics.MetricsLog, "log", real_log)
     _finish(run, capsys)
-
-
-def _raise_enospc(*args, **kwargs):
-    raise OSError(errno.ENOSPC, "No space left on device", "events.out.tfevents")
