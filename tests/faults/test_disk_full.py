@@ -4,33 +4,17 @@ checkpoint, nothing earlier lost, and ``--resume`` continues once space is back.
 from __future__ import annotations
 
 import errno
-import json
-from pathlib import Path
 
 import pytest
+from fault_runs import ARGS, SINUSOID, finish_and_check
 
 from metarl.cli import main
 from metarl.run import metrics, trainer
 from metarl.run.metrics import read_metrics
 
-SINUSOID = Path(__file__).resolve().parents[2] / "configs" / "fewshot" / "sinusoid_maml.yaml"
-ARGS = [
-    "--iterations", "30", "--eval-tasks", "10",
-    "--set", "train.log_every=5", "--set", "train.checkpoint_every=10",
-    "--set", "algo.task_batching=loop", "--set", "train.num_threads=1",
-]  # fmt: skip
-
 
 def _enospc(path: str) -> OSError:
     return OSError(errno.ENOSPC, "No space left on device", path)
-
-
-def _finish_and_check(run: Path, capsys) -> None:
-    assert main(["train", "--resume", str(run)]) == 0
-    capsys.readouterr()
-    # every row once: the rows past the checkpoint were dropped on resume and logged again
-    assert [r["iteration"] for r in read_metrics(run)] == [5, 10, 15, 20, 25, 30, 30]  # + eval
-    assert json.loads((run / "summary.json").read_text())["iterations"] == 30
 
 
 def test_disk_full_while_checkpointing(tmp_path, monkeypatch, capsys):
@@ -50,7 +34,7 @@ def test_disk_full_while_checkpointing(tmp_path, monkeypatch, capsys):
     assert len(err) == 1 and err[0].startswith("error: no space left on the device")
     assert "the checkpoint of iteration 10" in err[0] and "--resume" in err[0]
     monkeypatch.setattr(trainer, "save_checkpoint", real)
-    _finish_and_check(run, capsys)
+    finish_and_check(run, capsys)
 
 
 def test_disk_full_mid_row_leaves_a_torn_line_that_resume_drops(tmp_path, monkeypatch, capsys):
@@ -70,7 +54,7 @@ def test_disk_full_mid_row_leaves_a_torn_line_that_resume_drops(tmp_path, monkey
     assert "no space left" in err and "the checkpoint of iteration 20" in err
     assert [r["iteration"] for r in read_metrics(run)] == [5, 10, 15, 20]  # torn row dropped
     monkeypatch.setattr(metrics.MetricsLog, "log", real)
-    _finish_and_check(run, capsys)
+    finish_and_check(run, capsys)
 
 
 def test_other_os_errors_are_not_called_a_full_disk(tmp_path, monkeypatch):

@@ -5,35 +5,18 @@ with the rows an uninterrupted run writes."""
 from __future__ import annotations
 
 import errno
-import json
 import signal
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+from fault_runs import ARGS, SINUSOID, finish_and_check
 
 from metarl.cli import main
 from metarl.run import metrics
 from metarl.run.checkpoint import load_checkpoint
 from metarl.run.metrics import read_metrics
-
-SINUSOID = Path(__file__).resolve().parents[2] / "configs" / "fewshot" / "sinusoid_maml.yaml"
-ARGS = [
-    "--iterations", "30", "--eval-tasks", "10",
-    "--set", "train.log_every=5", "--set", "train.checkpoint_every=10",
-    "--set", "algo.task_batching=loop", "--set", "train.num_threads=1",
-]  # fmt: skip
-ROWS = [5, 10, 15, 20, 25, 30, 30]  # the training rows and the final evaluation
-
-
-def _finish(run: Path, capsys) -> None:
-    assert main(["train", "--resume", str(run)]) == 0
-    capsys.readouterr()
-    assert [r["iteration"] for r in read_metrics(run)] == ROWS
-    assert json.loads((run / "summary.json").read_text())["iterations"] == 30
-
 
 # The trainer, in its own process: the second checkpoint's bytes are half written when the
 # process SIGKILLs itself (deterministic: no race against a timer).
@@ -79,7 +62,7 @@ def test_trainer_killed_while_writing_a_checkpoint_keeps_the_previous_one(tmp_pa
     assert [p.name for p in ckpt_dir.iterdir() if p.name.endswith(".tmp")]  # the torn write
     assert load_checkpoint(ckpt_dir / "last.pt")["iteration"] == 10  # the previous one, whole
     assert [r["iteration"] for r in read_metrics(run)] == [5, 10, 15, 20]
-    _finish(run, capsys)
+    finish_and_check(run, capsys)
     assert not [p.name for p in ckpt_dir.iterdir() if p.name.endswith(".tmp")]  # cleared
 
 
@@ -116,4 +99,4 @@ def test_disk_full_under_tensorboard_is_one_line_and_resumes(tmp_path, monkeypat
     assert [r["iteration"] for r in read_metrics(run)] == [5, 10]
     full.clear()
     monkeypatch.setattr(metrics.MetricsLog, "log", real_log)
-    _finish(run, capsys)
+    finish_and_check(run, capsys)
