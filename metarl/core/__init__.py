@@ -1,7 +1,7 @@
 """The shared meta-learning core (torch only): parameters as data, the inner loop, task batching
 (loop or vmap), the MAML family, Reptile, and adaptation-curve statistics."""
 
-from .adapt import gradient_step
+from .adapt import adam_step, gradient_step
 from .adaptation_curve import adaptation_curve
 from .batching import MODES, choose_task_batching, map_tasks
 from .curve_summary import AdaptationCurve, summarize
@@ -17,7 +17,7 @@ from .params import (
     stack_params,
     unstack_params,
 )
-from .reptile import Reptile, adam_step, adam_steps, reptile_update, sgd_steps
+from .reptile import Reptile, adam_steps, reptile_update, sgd_steps
 
 __all__ = [
     "MAML",

@@ -17,6 +17,8 @@ from .params import Params
 
 LossFn = Callable[[Params, object], Tensor]
 StepSize = float | Mapping[str, Tensor]
+GradFn = Callable[[Callable[[Params], Tensor]], Callable[[Params], Params]]
+AdamState = tuple[int, Params, Params]  # (steps taken, first moments, second moments)
 
 
 def gradient_step(
@@ -45,3 +47,31 @@ def gradient_step(
         step = lr[k] if isinstance(lr, Mapping) else lr
         new[k] = params[k] - step * g
     return new
+
+
+def adam_step(
+    loss_fn: Callable[[Params], Tensor],
+    params: Params,
+    state: AdamState | None,
+    lr: float,
+    betas: tuple[float, float] = (0.0, 0.999),
+    eps: float = 1e-8,
+    grad: GradFn = torch.func.grad,
+) -> tuple[Params, AdamState]:
+    """One first-order Adam step; ``state`` is ``None`` for a fresh optimizer."""
+    b1, b2 = betas
+    if state is None:
+        zeros = {k: torch.zeros_like(v) for k, v in params.items()}
+        state = (0, zeros, dict(zeros))
+    t, m, v = state
+    t += 1
+    grads = grad(loss_fn)(params)
+    new, m2, v2 = {}, {}, {}
+    for k, p in params.items():
+        g = grads[k].detach()
+        m2[k] = b1 * m[k] + (1 - b1) * g
+        v2[k] = b2 * v[k] + (1 - b2) * g * g
+        m_hat = m2[k] / (1 - b1**t)
+        v_hat = v2[k] / (1 - b2**t)
+        new[k] = (p - lr * m_hat / (v_hat.sqrt() + eps)).detach()
+    return new, (t, m2, v2)

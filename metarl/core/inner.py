@@ -9,11 +9,14 @@ setting         meaning
 ``learn_lr``    Meta-SGD: per-parameter step sizes, initialised at the first ``lr`` and
                 meta-learned; they are data (``learned``), owned by the meta-learner
 ``names``       the parameters that adapt (ANIL: the head's); the rest pass through
+``optimizer``   ``sgd``, or ``adam`` (first order only, ``betas`` default (0, 0.999) as in
+                the Reptile paper): its moments are state threaded from step to step
 =============== ===========================================================================
 
-Few-shot MAML (:class:`metarl.core.MAML`) and the policy-gradient inner loop of meta-RL
-(:class:`metarl.rl.inner_loop.InnerLoop`) both step with :meth:`InnerSpec.step`, so Meta-SGD,
-ANIL, schedules and first-order steps mean the same in both.
+Few-shot MAML (:class:`metarl.core.MAML`), Reptile (:class:`metarl.core.Reptile`) and the
+policy-gradient inner loop of meta-RL (:class:`metarl.rl.inner_loop.InnerLoop`) all step with
+:meth:`InnerSpec.step` / :meth:`InnerSpec.stateful_step`, so Meta-SGD, ANIL, schedules,
+first-order and Adam steps mean the same in both domains.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .adapt import StepSize, gradient_step
+from .adapt import AdamState, GradFn, StepSize, adam_step, gradient_step
 from .params import Params
 
 
@@ -37,6 +40,8 @@ class InnerSpec:
     first_order: bool = False
     learn_lr: bool = False
     names: tuple[str, ...] | None = None
+    optimizer: str = "sgd"
+    betas: tuple[float, float] = (0.0, 0.999)
 
     def __post_init__(self) -> None:
         lrs = self.schedule
@@ -48,6 +53,13 @@ class InnerSpec:
             raise ValueError(
                 "learned (Meta-SGD) step sizes are one per parameter for every step; give one "
                 f"initial lr, not a schedule {list(lrs)}"
+            )
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"inner optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.optimizer == "adam" and not (self.first_order and self.plain):
+            raise ValueError(
+                "Adam inner steps are first order, on every parameter, with one step size: set "
+                "first_order, and no learned step sizes, schedule or head-only adaptation"
             )
 
     @property
@@ -93,6 +105,23 @@ class InnerSpec:
             self.first_order if first_order is None else first_order,
             None if self.names is None else list(self.names),
         )
+
+    def stateful_step(
+        self,
+        loss_fn: Callable[[Params], Tensor],
+        params: Mapping[str, Tensor],
+        state: AdamState | None,
+        k: int = 0,
+        lr: float | None = None,
+        grad: GradFn = torch.func.grad,
+    ) -> tuple[Params, AdamState | None]:
+        """Step ``k`` with the spec's optimizer, threading its state (``None``: fresh; SGD has
+        none): :meth:`step` for SGD, one first-order Adam step for Adam. ``grad`` computes the
+        gradients of an Adam step (``torch.func.grad`` works under vmap)."""
+        if self.optimizer == "adam":
+            size = self.step_size(k) if lr is None else lr
+            return adam_step(loss_fn, dict(params), state, size, self.betas, grad=grad)
+        return self.step(loss_fn, params, k, lr=lr), None
 
     def adapt(
         self,

@@ -23,14 +23,13 @@ import torch
 from torch import Tensor, nn
 from torch.utils import _pytree as pytree
 
+from .adapt import AdamState, GradFn, adam_step
 from .adaptation_curve import adaptation_curve
 from .batching import map_tasks, select_rows
+from .inner import InnerSpec
 from .params import Params, named_params
 
 TaskLoss = Callable[[Params, Any], tuple[Tensor, dict[str, Tensor]]]
-
-
-GradFn = Callable[[Callable[[Params], Tensor]], Callable[[Params], Params]]
 
 
 def autograd_grad(loss_fn: Callable[[Params], Tensor]) -> Callable[[Params], Params]:
@@ -58,37 +57,6 @@ def sgd_steps(
         grads = grad(loss_fn)(params)
         params = {k: (v - lr * grads[k]).detach() for k, v in params.items()}
     return params
-
-
-AdamState = tuple[int, Params, Params]
-
-
-def adam_step(
-    loss_fn: Callable[[Params], Tensor],
-    params: Params,
-    state: AdamState | None,
-    lr: float,
-    betas: tuple[float, float] = (0.0, 0.999),
-    eps: float = 1e-8,
-    grad: GradFn = torch.func.grad,
-) -> tuple[Params, AdamState]:
-    """One first-order Adam step; ``state`` is ``None`` for a fresh optimizer."""
-    b1, b2 = betas
-    if state is None:
-        zeros = {k: torch.zeros_like(v) for k, v in params.items()}
-        state = (0, zeros, dict(zeros))
-    t, m, v = state
-    t += 1
-    grads = grad(loss_fn)(params)
-    new, m2, v2 = {}, {}, {}
-    for k, p in params.items():
-        g = grads[k].detach()
-        m2[k] = b1 * m[k] + (1 - b1) * g
-        v2[k] = b2 * v[k] + (1 - b2) * g * g
-        m_hat = m2[k] / (1 - b1**t)
-        v_hat = v2[k] / (1 - b2**t)
-        new[k] = (p - lr * m_hat / (v_hat.sqrt() + eps)).detach()
-    return new, (t, m2, v2)
 
 
 def adam_steps(
@@ -150,6 +118,14 @@ class Reptile(nn.Module):
                 "carry_optimizer_state needs inner_optimizer='adam' (SGD has no state to carry)"
             )
         self.carry_optimizer_state = carry_optimizer_state
+        #: the inner loop in the core's terms (first-order steps of SGD or Adam)
+        self.spec = InnerSpec(
+            self.inner_lr,
+            inner_steps,
+            first_order=True,
+            optimizer=inner_optimizer,
+            betas=adam_betas,
+        )
         self.optimizer_state: AdamState | None = None  # the carried state, if any
 
     def params(self) -> Params:
@@ -198,9 +174,7 @@ class Reptile(nn.Module):
         def loss(p: Params) -> Tensor:
             return self.loss_fn(p, support)[0]
 
-        if self.inner_optimizer == "adam":
-            return adam_step(loss, params, state, self.inner_lr, self.adam_betas, grad=grad)
-        return sgd_steps(loss, params, 1, self.inner_lr, grad), None
+        return self.spec.stateful_step(loss, params, state, grad=grad)
 
     def adaptation_curve(
         self,

@@ -128,7 +128,9 @@ class InnerConfig(StrictModel):
     ``learn_lr``: Meta-SGD (Li et al. 2017): per-parameter step sizes initialised at ``lr`` and
     meta-learned by MAML-TRPO with the policy; ``adapt``: ``all`` parameters adapt, or only the
     ``head`` (ANIL, Raghu et al. 2020: the policy's output layer; the trunk and log-std are
-    meta-learned only).
+    meta-learned only); ``optimizer``: ``sgd`` steps, or ``adam`` (Reptile only: first-order
+    Adam steps with beta1 = 0, as the Reptile paper's inner optimizer, moments fresh per task
+    and carried across its inner steps).
     """
 
     lr: float | list[float] = 0.1
@@ -136,13 +138,18 @@ class InnerConfig(StrictModel):
     first_order: bool = False
     learn_lr: bool = False
     adapt: Literal["all", "head"] = "all"
+    optimizer: Literal["sgd", "adam"] = "sgd"
 
     @model_validator(mode="after")
     def _valid_for_the_core(self) -> InnerConfig:
         """The core's :class:`InnerSpec` checks the settings (positive step sizes, no schedule
         with learned step sizes); its message is the error."""
         InnerSpec(
-            lr=tuple(self.lr) if isinstance(self.lr, list) else self.lr, learn_lr=self.learn_lr
+            lr=tuple(self.lr) if isinstance(self.lr, list) else self.lr,
+            first_order=self.first_order or self.optimizer == "adam",
+            learn_lr=self.learn_lr,
+            names=("head",) if self.adapt == "head" else None,
+            optimizer=self.optimizer,
         )
         return self
 
@@ -191,11 +198,21 @@ class MAMLTRPOConfig(_PolicyGradientAlgo):
     ls_backtrack: float = Field(default=0.8, gt=0, lt=1)
     hvp_subsample: float = Field(default=1.0, gt=0, le=1)
 
+    @model_validator(mode="after")
+    def _differentiable_inner_steps(self) -> MAMLTRPOConfig:
+        if self.inner.optimizer != "sgd":
+            raise ValueError(
+                "MAML-TRPO differentiates through SGD inner steps; algo.inner.optimizer "
+                f"{self.inner.optimizer} is Reptile's: use sgd, or algo.name reptile"
+            )
+        return self
+
 
 class ReptileConfig(_PolicyGradientAlgo):
     """``algo`` with ``name: reptile``: the shared settings (:class:`MAMLTRPOConfig`) and
     ``epsilon``, the outer step size ``theta += epsilon * mean_i(phi_i - theta)``. Its inner
-    steps keep no graph, so ``inner.first_order`` does not apply, nor ``inner.learn_lr``."""
+    steps keep no graph, so ``inner.first_order`` does not apply, nor ``inner.learn_lr``;
+    ``inner.optimizer: adam`` takes them with Adam (the Reptile paper's inner optimizer)."""
 
     name: Literal["reptile"] = "reptile"
     epsilon: float = Field(default=0.1, gt=0, le=1)

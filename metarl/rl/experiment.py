@@ -263,13 +263,14 @@ class RLExperiment:
 
 def inner_spec(cfg: InnerConfig, policy: Policy) -> InnerSpec:
     """The core's inner-loop settings from ``algo.inner`` (``adapt: head`` names the policy's
-    output layer)."""
+    output layer; Adam steps are first order)."""
     return InnerSpec(
         lr=tuple(cfg.lr) if isinstance(cfg.lr, list) else cfg.lr,
         steps=cfg.steps,
-        first_order=cfg.first_order,
+        first_order=cfg.first_order or cfg.optimizer == "adam",
         learn_lr=cfg.learn_lr,
         names=policy.head_names() if cfg.adapt == "head" else None,
+        optimizer=cfg.optimizer,
     )
 
 

@@ -28,6 +28,8 @@ from .sampling.sampler import Sampler
 from .trajectories import PGBatch, Trajectories
 
 Learned = Mapping[str, Tensor] | None  # Meta-SGD's per-parameter step sizes, when learned
+#: the inner optimizer's state between steps: None, or Adam's (steps taken, (moments, moments))
+OptimizerState = tuple[int, tuple[Params, Params]] | None
 
 
 def is_stacked(policy: Policy, params: Mapping[str, Tensor]) -> bool:
@@ -76,6 +78,33 @@ class InnerLoop:
         in_dims = (0 if is_stacked(self.policy, params) else None, 0)
         return map_tasks(one_task, params, data, in_dims=in_dims, mode=self.task_batching)
 
+    def optimizer_step(
+        self,
+        params: Params,
+        data: PGBatch,
+        k: int,
+        state: OptimizerState,
+        learned: Learned = None,
+        lr: float | None = None,
+    ) -> tuple[Params, OptimizerState]:
+        """First-order inner step ``k`` with the spec's optimizer on every task, threading its
+        state (``None`` at the first step; SGD keeps none, Adam its per-task moments)."""
+        if self.spec.optimizer == "sgd":
+            return self.step(params, data, k, learned, True, lr), None
+        steps_taken, moments = (0, None) if state is None else state
+
+        def one_task(p: Params, d: PGBatch, mv: tuple[Params, Params] | None):
+            loss = lambda q: reinforce_loss(self.policy, q, d)  # noqa: E731
+            task_state = None if mv is None else (steps_taken, *mv)
+            new, (_, m, v) = self.spec.stateful_step(loss, p, task_state, k, lr)
+            return new, (m, v)
+
+        in_dims = (0 if is_stacked(self.policy, params) else None, 0, None if state is None else 0)
+        new, moments = map_tasks(
+            one_task, params, data, moments, in_dims=in_dims, mode=self.task_batching
+        )
+        return new, (steps_taken + 1, moments)
+
     def run(
         self,
         sampler: Sampler,
@@ -98,12 +127,13 @@ class InnerLoop:
         steps = self.spec.steps if steps is None else steps
         trajs: list[Trajectories] = []
         batches: list[PGBatch] = []
+        state = None
         for k in range(steps):
             trajs.append(sampler.sample(params, tasks, episodes, rng))
             batches.append(self.batch(trajs[-1]))
             lr = lrs[min(k, len(lrs) - 1)] if lrs else None
             with torch.no_grad():
-                params = self.step(params, batches[-1], k, learned, True, lr)
+                params, state = self.optimizer_step(params, batches[-1], k, state, learned, lr)
         trajs.append(sampler.sample(params, tasks, episodes, rng))
         return trajs, batches, {k: v.detach() for k, v in params.items()}
 

@@ -67,3 +67,30 @@ def test_invalid_settings_are_refused(kwargs, match):
 def test_learn_lr_without_learned_step_sizes_is_refused():
     with pytest.raises(ValueError, match="init_lrs"):
         InnerSpec(lr=0.1, learn_lr=True).adapt(loss, params())
+
+
+def test_adam_steps_equal_torch_optim_adam_and_thread_their_state():
+    """Adam inner steps (beta1 = 0, the Reptile paper's) against ``torch.optim.Adam`` on the same
+    loss: three steps with the state threaded from one to the next."""
+    spec = InnerSpec(lr=0.1, steps=3, first_order=True, optimizer="adam")
+    leaves = {k: v.clone().requires_grad_() for k, v in params().items()}
+    reference = torch.optim.Adam(leaves.values(), lr=0.1, betas=(0.0, 0.999), eps=1e-8)
+    p, state = params(), None
+    for k in range(3):
+        p, state = spec.stateful_step(loss, p, state, k)
+        reference.zero_grad()
+        loss(leaves).backward()
+        reference.step()
+        for name in p:
+            torch.testing.assert_close(p[name], leaves[name].detach())
+    assert state[0] == 3
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"first_order": False}, {"learn_lr": True}, {"names": ("b",)}, {"lr": (0.1, 0.05)}],
+)
+def test_adam_steps_are_first_order_on_every_parameter_with_one_step_size(kwargs):
+    settings = {"lr": 0.1, "first_order": True, "optimizer": "adam", **kwargs}
+    with pytest.raises(ValueError, match="Adam inner steps are first order"):
+        InnerSpec(**settings)

@@ -105,3 +105,41 @@ def test_inner_lr_schedule_is_used_by_the_training_steps():
     assert exp.inner.replay(theta, batches)["layers.0.weight"].allclose(adapted["layers.0.weight"])
     with pytest.raises(ValueError, match="schedule"):
         small_config("maml_trpo", inner={"lr": [0.3, 0.05], "learn_lr": True})
+
+
+@pytest.mark.parametrize("mode", ["vmap", "loop"])
+def test_adam_inner_steps_equal_torch_optim_adam_on_each_tasks_reinforce_loss(mode):
+    """Two Adam inner steps on two stored batches, against ``torch.optim.Adam`` stepping each
+    task's REINFORCE loss written here from torch.distributions."""
+    gen = torch.Generator().manual_seed(3)
+    policy = GaussianMLPPolicy(2, 2, hidden_sizes=(8,), activation="tanh").double()
+    theta = {k: v.detach() for k, v in named_params(policy).items()}
+    batches = [_batch(gen), _batch(gen)]
+    spec = InnerSpec(0.05, steps=2, first_order=True, optimizer="adam")
+    inner = InnerLoop(policy, spec, task_batching=mode)
+    params, state = theta, None
+    for k, data in enumerate(batches):
+        params, state = inner.optimizer_step(params, data, k, state)
+    for i in range(3):
+        leaves = {k: v.clone().requires_grad_() for k, v in theta.items()}
+        adam = torch.optim.Adam(leaves.values(), lr=0.05, betas=(0.0, 0.999))
+        for data in batches:
+            mean, log_std = torch.func.functional_call(policy, leaves, (data.obs[i],))
+            logp = torch.distributions.Normal(mean, log_std.exp()).log_prob(data.actions[i])
+            mask = data.mask[i]
+            adam.zero_grad()
+            (-(logp.sum(-1) * data.advantages[i] * mask).sum() / mask.sum()).backward()
+            adam.step()
+        for name, value in leaves.items():
+            torch.testing.assert_close(params[name][i], value.detach())
+
+
+def test_adam_inner_steps_train_reptile_and_are_refused_by_maml_trpo():
+    with pytest.raises(ValueError, match="MAML-TRPO differentiates through SGD inner steps"):
+        small_config("maml_trpo", inner={"optimizer": "adam"})
+    exp = build(small_config("reptile", inner={"lr": 0.01, "steps": 2, "optimizer": "adam"}))
+    before = {k: v.clone() for k, v in named_params(exp.policy).items()}
+    metrics = exp.train_iteration(0)
+    assert metrics["train/param_change"] > 0
+    after = named_params(exp.policy)
+    assert all(not torch.equal(before[k], after[k]) for k in before)
