@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config value, e.g. --set algo.inner_lr=0.05 (repeatable)",
+        help="override a config value, e.g. --set algo.meta_batch_size=10 (repeatable)",
     )
     t.add_argument(
         "--run-dir", type=Path, help="where to write the run (default runs/<config>-<time>)"
