@@ -108,10 +108,7 @@ class Reptile(nn.Module):
             raise ValueError(f"inner_optimizer must be 'sgd' or 'adam', got {inner_optimizer!r}")
         self.model = model
         self.loss_fn = loss_fn
-        self.inner_lr = float(inner_lr)
         self.inner_steps = inner_steps
-        self.inner_optimizer = inner_optimizer
-        self.adam_betas = adam_betas
         self.task_batching = task_batching
         if carry_optimizer_state and inner_optimizer != "adam":
             raise ValueError(
@@ -120,7 +117,7 @@ class Reptile(nn.Module):
         self.carry_optimizer_state = carry_optimizer_state
         #: the inner loop in the core's terms (first-order steps of SGD or Adam)
         self.spec = InnerSpec(
-            self.inner_lr,
+            float(inner_lr),
             inner_steps,
             first_order=True,
             optimizer=inner_optimizer,
