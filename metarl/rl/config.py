@@ -92,7 +92,9 @@ class SamplerConfig(StrictModel):
     ``clip(a / action_scale)`` (before ``rescale_actions``' map), so the initial log-std of 0
     explores with standard deviation ``1 / action_scale`` in env units. 1 is the MAML code's
     setting (noise std 1 on HalfCheetah's [-1, 1] box, about a third of all action components
-    clipped); pytorch-maml-rl v2, ProMP and garage use 10.
+    clipped); pytorch-maml-rl v2, ProMP and garage use 10. It stays an option to reproduce
+    those implementations (ProMP's tasks are defined with it); on HalfCheetahDir with the MAML
+    code's other settings 10 learned far more slowly than 1 (docs/RESULTS.md).
     """
 
     backend: Literal["auto", "batched", "vector", "process", "ray"] = "auto"
