@@ -62,7 +62,10 @@ class Policy(nn.Module):
         self.obs_dim = obs_dim
         self.activation = activation
         sizes = [obs_dim, *hidden_sizes, out_dim]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        # skip_init: nn.Linear's own initialisation would draw from torch's global generator
+        self.layers = nn.ModuleList(
+            nn.utils.skip_init(nn.Linear, a, b) for a, b in zip(sizes[:-1], sizes[1:])
+        )
         with torch.no_grad():  # Xavier-uniform weights, zero biases (as pytorch-maml-rl)
             for layer in self.layers:
                 nn.init.xavier_uniform_(layer.weight, generator=generator)
