@@ -31,11 +31,23 @@ Plain Gymnasium vectorisation also works::
     venv = gymnasium.vector.SyncVectorEnv([lambda: gymnasium.make(id)] * 4)
     venv.call("set_task", {"velocity": 1.0})   # same task for all; or set it in each env_fn
 
+Wrappers (:mod:`envs.wrappers`) over any of these envs, each usable on its own (e.g. in SB3)::
+
+    oracle = envs.TaskInObservation(gymnasium.make(id))   # task parameters appended to the obs
+    rl2 = envs.RL2Trial(gymnasium.make(id), episodes_per_trial=2)  # RL² trials of one task
+
 Family table: :func:`envs.registry.describe_families`.
 """
 
 from envs.registry import describe_families, register_all, registered_ids
+from envs.wrappers import RL2Trial, TaskInObservation
 
 register_all()
 
-__all__ = ["describe_families", "register_all", "registered_ids"]
+__all__ = [
+    "RL2Trial",
+    "TaskInObservation",
+    "describe_families",
+    "register_all",
+    "registered_ids",
+]
