@@ -6,6 +6,7 @@
     metarl adapt RUN_DIR --task velocity=2.5 [--task ...] [--steps 3] [--episodes 20] [--video F]
     metarl compare RUN_DIR [RUN_DIR ...] [--group-by config|KEY] [--out F.png] [--json F]
                    [--markdown]
+    metarl baselines CONFIG [--run-dir DIR] [--maml RUN_DIR ...] [--set k=v ...]
     metarl envs
 
 Bad input (config, files, arguments) prints one ``error:`` line and exits with code 2; a fault of
@@ -28,7 +29,7 @@ from metarl.run.errors import UserError
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="metarl", description="Meta-learning for PyTorch.")
     sub = p.add_subparsers(
-        dest="command", required=True, metavar="{train,evaluate,adapt,compare,envs,plot}"
+        dest="command", required=True, metavar="{train,evaluate,adapt,compare,baselines,envs,plot}"
     )
 
     t = sub.add_parser("train", help="meta-train from a YAML config, or resume a run")
@@ -86,6 +87,35 @@ def _parser() -> argparse.ArgumentParser:
         "--markdown", action="store_true", help="print the tables as Markdown (for docs)"
     )
     c.add_argument("--reps", type=int, default=2_000, help="bootstrap resamples (default 2000)")
+
+    b = sub.add_parser(
+        "baselines",
+        help="pretrained, random-init, oracle and RL² baselines of a meta-RL config (trained, "
+        "resumed or collected), with the MAML paper's table and figure",
+    )
+    b.add_argument(
+        "config", type=Path, help="a baselines config, e.g. configs/baselines/navigation2d.yaml"
+    )
+    b.add_argument(
+        "--run-dir", type=Path, help="where the baseline runs go (default runs/baselines-<config>)"
+    )
+    b.add_argument(
+        "--maml",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="RUN_DIR",
+        help="a finished MAML run of the same meta config to put beside them (repeatable: seeds "
+        "are averaged)",
+    )
+    b.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key of the meta config, e.g. --set seed=1 (repeatable)",
+    )
 
     sub.add_parser("envs", help="list the registered task-distribution environments")
 
@@ -241,6 +271,16 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_baselines(args: argparse.Namespace, console: Console) -> int:
+    from metarl.run.baselines import run_baselines
+
+    if not args.config.is_file():
+        raise UserError(f"baselines config not found: {args.config} (see configs/baselines/)")
+    run_dir = args.run_dir or Path("runs") / f"baselines-{args.config.stem}"
+    run_baselines(args.config, run_dir, args.maml, args.overrides, console)
+    return 0
+
+
 def cmd_envs(args: argparse.Namespace, console: Console) -> int:
     from metarl.run.envs_table import envs_table
 
@@ -271,6 +311,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "adapt": cmd_adapt,
     "compare": cmd_compare,
+    "baselines": cmd_baselines,
     "envs": cmd_envs,
     "plot": cmd_plot,
 }

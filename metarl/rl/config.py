@@ -156,16 +156,22 @@ class InnerConfig(StrictModel):
         return self
 
 
-class _PolicyGradientAlgo(StrictModel):
-    """Settings shared by the meta-RL learners (see :class:`MAMLTRPOConfig`)."""
+class _InnerLoopSettings(StrictModel):
+    """The inner loop and its policy-gradient settings (see :class:`MAMLTRPOConfig`): what
+    every ``algo`` adapts with, meta-learned or not."""
 
-    meta_batch_size: int = Field(default=20, gt=0)
-    episodes_per_task: int = Field(default=20, gt=0)
     inner: InnerConfig = Field(default_factory=InnerConfig)
     gamma: float = Field(default=0.99, gt=0, le=1)
     gae_lambda: float = Field(default=1.0, ge=0, le=1)
     normalize_advantages: bool = True
     task_batching: Literal["auto", "vmap", "loop"] = "auto"
+
+
+class _PolicyGradientAlgo(_InnerLoopSettings):
+    """Settings shared by the meta-RL learners (see :class:`MAMLTRPOConfig`)."""
+
+    meta_batch_size: int = Field(default=20, gt=0)
+    episodes_per_task: int = Field(default=20, gt=0)
 
 
 class MAMLTRPOConfig(_PolicyGradientAlgo):
@@ -226,10 +232,58 @@ class ReptileConfig(_PolicyGradientAlgo):
         return self
 
 
-AlgoConfig = Annotated[MAMLTRPOConfig | ReptileConfig, Field(discriminator="name")]
-ALGOS: dict[str, type[_PolicyGradientAlgo]] = {
+class SB3BaselineConfig(_InnerLoopSettings):
+    """``algo`` with ``name: sb3``: a non-meta baseline trained by Stable-Baselines3 on the
+    task distribution, then evaluated on MAML's held-out tasks (:mod:`metarl.rl.sb3_baseline`).
+
+    =========================== ==========================================================
+    key                         meaning
+    =========================== ==========================================================
+    ``method``                  ``pretrained`` (one policy for every task, adapted at test
+                                time by ``inner`` like MAML), ``oracle`` (the task in the
+                                observation, not adapted) or ``rl2`` (RecurrentPPO on
+                                trials of ``episodes_per_trial`` episodes of one task)
+    ``learner``                 ``trpo`` (sb3-contrib, the MAML paper's) or ``ppo``;
+                                ``rl2`` always uses sb3-contrib's ``RecurrentPPO``
+    ``num_envs``                envs stepped together by SB3 (``DummyVecEnv``)
+    ``env_steps_per_iteration`` env steps per run iteration (a multiple of SB3's rollout,
+                                ``n_steps x num_envs``); set it to MAML's per-iteration
+                                steps to compare at equal budgets
+    ``episodes_per_trial``      RL²'s trial length K in episodes
+    ``kwargs``                  keyword arguments of the SB3 algorithm (``n_steps``,
+                                ``batch_size``, ``learning_rate``, ...; ``gamma`` defaults
+                                to this section's)
+    ``inner``, ``gamma``, ...   how ``pretrained`` adapts at test time (as MAML's config)
+    =========================== ==========================================================
+    """
+
+    name: Literal["sb3"] = "sb3"
+    method: Literal["pretrained", "oracle", "rl2"] = "pretrained"
+    learner: Literal["trpo", "ppo"] = "trpo"
+    num_envs: int = Field(default=20, gt=0)
+    env_steps_per_iteration: int = Field(default=160_000, gt=0)
+    episodes_per_trial: int = Field(default=2, gt=0)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("kwargs")
+    @classmethod
+    def _not_ours(cls, value: dict[str, Any]) -> dict[str, Any]:
+        owned = {"policy", "env", "seed", "device", "verbose"} & set(value)
+        if owned:
+            raise ValueError(
+                f"algo.kwargs {sorted(owned)} are set by metarl (policy, env, seed, device, "
+                "verbose); remove them (the seed is the config's `seed`)"
+            )
+        return value
+
+
+AlgoConfig = Annotated[
+    MAMLTRPOConfig | ReptileConfig | SB3BaselineConfig, Field(discriminator="name")
+]
+ALGOS: dict[str, type[_InnerLoopSettings]] = {
     "maml_trpo": MAMLTRPOConfig,
     "reptile": ReptileConfig,
+    "sb3": SB3BaselineConfig,
 }
 
 

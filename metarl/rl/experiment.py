@@ -45,6 +45,27 @@ PAPER_CURVES = {
 }
 
 
+#: the MAML paper's baselines from the same data (40 test tasks): pretrained and random-init
+#: policies after 0..3 gradient steps, and the oracle's return
+PAPER_BASELINES = {
+    "metarl/Navigation2D-v0": {
+        "pretrained": [-40.8, -19.7, -11.7, -8.5],
+        "random": [-82.7, -58.0, -53.8, -46.8],
+        "oracle": [-2.3],
+    },
+    "metarl/HalfCheetahVel-v0": {
+        "pretrained": [-158.0, -135.4, -128.5, -133.6],
+        "random": [-254.8, -254.3, -246.8, -230.8],
+        "oracle": [-54.5],
+    },
+    "metarl/HalfCheetahDir-v0": {
+        "pretrained": [-43.0, -24.7, -12.8, 19.6],
+        "random": [-35.7, 21.8, 62.3, 86.2],
+        "oracle": [442.7],
+    },
+}
+
+
 def paper_curves(env_id: str, algo: str) -> dict[str, list[float]]:
     """``{"MAML paper": [return after 0..3 steps]}`` for MAML-TRPO on the paper's envs, else
     ``{}`` (the paper's single run per env, 40 test tasks)."""
@@ -83,9 +104,13 @@ class RLExperiment:
             normalize_advantages=algo.normalize_advantages,
             task_batching="vmap" if algo.task_batching == "auto" else algo.task_batching,
         )
-        learner = MAMLTRPO if algo.name == "maml_trpo" else ReptileRL
-        self.algo: MAMLTRPO | ReptileRL = learner.from_config(algo, self.inner, self.sampler)
+        self.algo = self._make_learner()
         self.iteration = 0
+
+    def _make_learner(self) -> MAMLTRPO | ReptileRL | None:
+        """The outer learner ``algo.name`` names (subclasses that train otherwise: None)."""
+        learner = MAMLTRPO if self.cfg.algo.name == "maml_trpo" else ReptileRL
+        return learner.from_config(self.cfg.algo, self.inner, self.sampler)
 
     def learned_lrs(self) -> dict[str, torch.Tensor] | None:
         """Meta-SGD's learned step sizes (``algo.inner.learn_lr``), else None."""
@@ -278,7 +303,11 @@ def build(cfg: RLConfig) -> RLExperiment:
     """The run layer's entry point: an :class:`RLExperiment` for ``cfg``."""
     if not isinstance(cfg, RLConfig):
         cfg = RLConfig.model_validate(cfg)
+    if cfg.algo.name == "sb3":
+        from .sb3_baseline import SB3BaselineExperiment
+
+        return SB3BaselineExperiment(cfg)
     return RLExperiment(cfg)
 
 
-__all__ = ["PAPER_CURVES", "RLExperiment", "build", "inner_spec", "paper_curves"]
+__all__ = ["PAPER_BASELINES", "PAPER_CURVES", "RLExperiment", "build", "inner_spec", "paper_curves"]

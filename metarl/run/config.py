@@ -200,6 +200,11 @@ def validate(data: dict[str, Any], source: str = "config") -> BaseModel:
             data = upgrade(data)
         except ValueError as e:
             raise UserError(f"{source}: {e}") from None
+    return validate_model(model, data, source)
+
+
+def validate_model(model: type[BaseModel], data: dict[str, Any], source: str) -> BaseModel:
+    """Validate ``data`` against ``model``; every mistake is one :class:`UserError` line."""
     _check_keys(model, data, "", source)
     try:
         return model.model_validate(data)

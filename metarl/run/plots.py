@@ -125,3 +125,33 @@ def plot_group_curves(
     ax.set_xticks(range(max(len(v[1]) for v in groups.values())))
     ax.set_title("thin lines: one run each; band: 95% bootstrap CI of the IQM", fontsize=8)
     return _save(fig, ax, path)
+
+
+def plot_baselines(
+    rows: dict[str, tuple[list[float], int | None]],
+    paper: dict[str, list[float]],
+    title: str,
+    path: Path,
+) -> Path:
+    """``metarl baselines``' figure, the MAML paper's: ``rows`` ({method: (curve, env steps)})
+    against gradient steps, the oracle as a line, RL² per trial episode, ``paper`` dotted."""
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    colors = {name: f"C{i}" for i, name in enumerate(["MAML", *paper, *rows])}
+    colors["random init"] = colors.get("random", colors["random init"])
+    for name, (values, _) in rows.items():
+        if name == "oracle":
+            ax.axhline(values[0], color=colors[name], lw=1.5, label="oracle")
+            continue
+        marker = "s" if name == "RL²" else "o"
+        ax.plot(range(len(values)), values, color=colors[name], marker=marker, lw=2, label=name)
+    for name, values in paper.items():
+        style = {"color": colors[name], "ls": ":", "lw": 1, "label": f"paper: {name}"}
+        if len(values) == 1:
+            ax.axhline(values[0], **style)
+        else:
+            ax.plot(range(len(values)), values, marker="x", **style)
+    ax.set_xlabel("gradient steps at test time (RL²: trial episode - 1)")
+    ax.set_ylabel("return (40 held-out tasks)")
+    ax.set_title(title, fontsize=9)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _save(fig, ax, path)

@@ -7,13 +7,31 @@ import pytest
 
 from metarl.run.config import load_config
 
-CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.yaml"))
+ROOT = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = sorted(p for p in ROOT.rglob("*.yaml") if p.parent.name != "baselines")
+BASELINES = sorted((ROOT / "baselines").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_shipped_config_validates(path):
     config = load_config(path)
     assert config.train.iterations > 0
+
+
+@pytest.mark.parametrize("path", BASELINES, ids=lambda p: p.name)
+def test_shipped_baselines_config_validates_with_each_run_config(path):
+    from metarl.run.baselines import METHODS, load_baselines_config, method_config
+
+    cfg, meta_path = load_baselines_config(path)
+    meta = load_config(meta_path)
+    for method in METHODS:
+        budget = getattr(cfg, method)
+        if budget is not None:
+            run = method_config(meta, method, budget)
+            assert run.algo.method == method and run.env.id == meta.env.id
+            # whole SB3 rollouts per iteration (checked again when the run is built)
+            rollout = budget.kwargs.get("n_steps", 2048) * budget.num_envs
+            assert budget.env_steps_per_iteration % rollout == 0
 
 
 # What each paper-faithful variant changes back, and the value it holds (the MAML code's).

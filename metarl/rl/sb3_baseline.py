@@ -1,0 +1,286 @@
+"""The MAML paper's non-meta baselines, trained by Stable-Baselines3 (``algo.name: sb3``).
+
+``algo.method`` chooses the baseline (MAML paper section 5.3; RL² from Duan et al. 2016):
+
+* ``pretrained``: one policy trained on the whole task distribution (a new task each episode)
+  by SB3's PPO or sb3-contrib's TRPO (``algo.learner``), with the meta-learned policy's network
+  (hidden sizes, activation, state-independent log-std). After every iteration its weights are
+  copied into the run's metarl policy, which :meth:`evaluate` adapts with the very same inner
+  loop, step sizes, episodes and held-out tasks as MAML (:class:`RLExperiment.evaluate`).
+* ``oracle``: the same, with the task's parameters in the observation
+  (:class:`envs.wrappers.TaskInObservation`); evaluated without adaptation on the same held-out
+  tasks (one point: the return of ``eval.episodes_per_task`` episodes per task).
+* ``rl2``: sb3-contrib's ``RecurrentPPO`` on trials of ``algo.episodes_per_trial`` episodes of
+  one task (:class:`envs.wrappers.RL2Trial`: previous action, reward and episode-end flag in the
+  observation, the LSTM state kept across the trial's episodes). Evaluated on the same
+  held-out tasks: the curve's point ``k`` is the mean return of the trial's episode ``k + 1``.
+
+The random-init baseline needs no training: it is :meth:`RLExperiment.evaluate` of an untrained
+policy (``metarl baselines`` computes it).
+
+The policy acts in the same units as metarl's sampler (``sampler.rescale_actions`` /
+``action_scale``, :func:`metarl.rl.sb3_policy.sb3_env`), so a pretrained policy transfers to
+the inner loop unchanged.
+
+Random streams: SB3 draws from the process-wide torch, numpy and ``random`` generators. A
+private copy of those states, seeded from ``seed``, is swapped in around every SB3 call and
+saved in checkpoints, so a run never disturbs the rest of the process and the same seed gives
+the same run. A resumed run restarts the training envs' episodes (SB3 keeps them in memory
+only), so it is not bit-for-bit the uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+
+from envs.wrappers import RL2Trial, TaskInObservation
+from metarl.core import AdaptationCurve, summarize
+
+from .config import RLConfig, SB3BaselineConfig
+from .experiment import RLExperiment
+from .sb3_policy import policy_from_sb3, sb3_env, sb3_policy_kwargs
+
+
+class GlobalRNGState:
+    """A private copy of the process-wide torch, numpy and ``random`` states that SB3 draws
+    from; :meth:`active` swaps it in and puts the process's own states back afterwards."""
+
+    def __init__(self, seed: int) -> None:
+        self.torch = torch.Generator().manual_seed(seed).get_state()
+        self.numpy = np.random.RandomState(seed).get_state()
+        self.python = random.Random(seed).getstate()
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        saved = torch.get_rng_state(), np.random.get_state(), random.getstate()
+        torch.set_rng_state(self.torch)
+        np.random.set_state(self.numpy)
+        random.setstate(self.python)
+        try:
+            yield
+        finally:
+            self.torch, self.numpy, self.python = (
+                torch.get_rng_state(),
+                np.random.get_state(),
+                random.getstate(),
+            )
+            torch.set_rng_state(saved[0])
+            np.random.set_state(saved[1])
+            random.setstate(saved[2])
+
+    def state_dict(self) -> dict[str, Any]:
+        kind, keys, pos, has_gauss, gauss = self.numpy
+        return {
+            "torch": self.torch.clone(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+            "python": [self.python[0], list(self.python[1]), self.python[2]],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.torch = state["torch"].clone()
+        kind, keys, pos, has_gauss, gauss = state["numpy"]
+        self.numpy = (kind, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), gauss)
+        version, internal, gauss_next = state["python"]
+        self.python = (version, tuple(internal), gauss_next)
+
+
+def _learner_class(cfg: SB3BaselineConfig) -> type:
+    if cfg.method == "rl2":
+        from sb3_contrib import RecurrentPPO
+
+        return RecurrentPPO
+    if cfg.learner == "trpo":
+        from sb3_contrib import TRPO
+
+        return TRPO
+    from stable_baselines3 import PPO
+
+    return PPO
+
+
+class SB3BaselineExperiment(RLExperiment):
+    """A pretrained, oracle or RL² baseline on one task distribution (module docstring)."""
+
+    progress_keys = ["train/return", "perf/env_steps_per_s"]
+
+    def __init__(self, cfg: RLConfig) -> None:
+        self.baseline: SB3BaselineConfig = cfg.algo  # type: ignore[assignment]
+        super().__init__(cfg)
+        b = self.baseline
+        self.rng_state = GlobalRNGState(cfg.seed)
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        self.train_env = DummyVecEnv([self._make_train_env for _ in range(b.num_envs)])
+        kwargs = dict(b.kwargs)
+        kwargs.setdefault("gamma", b.gamma)
+        if b.method != "rl2":
+            kwargs["policy_kwargs"] = {
+                **sb3_policy_kwargs(cfg.policy),
+                **kwargs.get("policy_kwargs", {}),
+            }
+        policy = "MlpLstmPolicy" if b.method == "rl2" else "MlpPolicy"
+        with self.rng_state.active():
+            self.model = _learner_class(b)(
+                policy, self.train_env, seed=cfg.seed, device="cpu", verbose=0, **kwargs
+            )
+        rollout = self.model.n_steps * b.num_envs
+        if b.env_steps_per_iteration % rollout:
+            raise ValueError(
+                f"algo.env_steps_per_iteration ({b.env_steps_per_iteration}) must be a multiple "
+                f"of one rollout, n_steps x num_envs = {self.model.n_steps} x {b.num_envs} = "
+                f"{rollout}; change algo.env_steps_per_iteration or algo.kwargs.n_steps"
+            )
+        self.env_steps = 0
+        self._sync_policy()
+
+    # -- pieces -------------------------------------------------------------------------------
+    def _make_learner(self) -> None:
+        return None  # SB3's model (built in __init__) trains this experiment's policy
+
+    def _make_env(self) -> gymnasium.Env:
+        """One env as the baseline sees it: policy-unit actions, then the oracle's task in the
+        observation or RL²'s trials."""
+        b = self.baseline
+        env = gymnasium.make(
+            self.cfg.env.id, max_episode_steps=self.sampler.horizon, **self.cfg.env.kwargs
+        )
+        env = sb3_env(env, self.cfg.sampler)
+        if b.method == "oracle":
+            env = TaskInObservation(env)
+        elif b.method == "rl2":
+            env = RL2Trial(env, b.episodes_per_trial)
+        return env
+
+    def _make_train_env(self) -> gymnasium.Env:
+        from stable_baselines3.common.monitor import Monitor
+
+        return Monitor(self._make_env())  # episode returns for the progress bar
+
+    def _sync_policy(self) -> None:
+        """The pretrained SB3 policy's weights into the metarl policy that evaluate adapts."""
+        if self.baseline.method == "pretrained":
+            converted = policy_from_sb3(
+                self.model.policy,
+                observation_space=self.env.observation_space,
+                action_space=self.env.action_space,
+                sampler=self.cfg.sampler,
+            )
+            self.policy.load_state_dict(converted.state_dict())
+
+    # -- training -----------------------------------------------------------------------------
+    def train_iteration(self, iteration: int) -> dict[str, float]:
+        t0 = time.perf_counter()
+        with self.rng_state.active():
+            self.model.learn(
+                self.baseline.env_steps_per_iteration, reset_num_timesteps=iteration == 0
+            )
+        seconds = time.perf_counter() - t0
+        self.env_steps += self.baseline.env_steps_per_iteration
+        self._sync_policy()
+        self.iteration = iteration + 1
+        episodes = list(self.model.ep_info_buffer)
+        out = {
+            "train/return": float(np.mean([e["r"] for e in episodes])) if episodes else 0.0,
+            "perf/env_steps_per_s": self.baseline.env_steps_per_iteration / max(seconds, 1e-9),
+            "time/iteration_s": seconds,
+            "train/env_steps": float(self.env_steps),
+        }
+        return out
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def evaluate(self, num_tasks: int | None = None, split: str = "test") -> AdaptationCurve:
+        """``pretrained``: MAML's adaptation curve (the same code); ``oracle``: one point, the
+        return without adaptation; ``rl2``: the return of each episode of a trial."""
+        if self.baseline.method == "pretrained":
+            return super().evaluate(num_tasks, split)
+        tasks_rng, noise_rng = self._eval_rngs(split)
+        tasks = self.task_env.sample_tasks(num_tasks or self.cfg.eval.tasks, tasks_rng)
+        seed = int(noise_rng.integers(2**31))
+        rng = GlobalRNGState(seed)  # evaluation never advances the training streams
+        with rng.active():
+            returns = [self._task_returns(task, seed + i) for i, task in enumerate(tasks)]
+        values = torch.tensor(np.array(returns).T, dtype=torch.float64)  # [points, tasks]
+        return summarize("return", values)
+
+    def _task_returns(self, task: dict, seed: int) -> list[float]:
+        """Mean return over ``eval.episodes_per_task`` episodes (oracle: one value) or trials
+        (RL²: one value per trial episode) on ``task``, SB3's stochastic policy."""
+        b = self.baseline
+        episodes = self.cfg.eval.episodes_per_task
+        points = b.episodes_per_trial if b.method == "rl2" else 1
+        totals = np.zeros(points)
+        env = self._make_env()
+        for e in range(episodes):
+            obs, _ = env.reset(seed=seed * 1_000 + e, options={"task": task})
+            state, start = None, np.ones((1,), dtype=bool)
+            done = False
+            while not done:
+                if b.method == "rl2":
+                    action, state = self.model.predict(
+                        obs[None], state=state, episode_start=start, deterministic=False
+                    )
+                    action = action[0]
+                    start = np.zeros((1,), dtype=bool)
+                else:
+                    action, _ = self.model.predict(obs, deterministic=False)
+                obs, reward, terminated, truncated, info = env.step(action)
+                k = info.get("episode_in_trial", 0) if b.method == "rl2" else 0
+                totals[k] += reward
+                done = terminated or truncated
+        env.close()
+        return list(totals / episodes)
+
+    # -- checkpoints and summary --------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        policy = self.model.policy
+        return {
+            **super().state_dict(),
+            "sb3_policy": {k: v.detach().clone() for k, v in policy.state_dict().items()},
+            "sb3_optimizer": policy.optimizer.state_dict(),
+            "sb3_num_timesteps": int(self.model.num_timesteps),
+            "sb3_n_updates": int(getattr(self.model, "_n_updates", 0)),
+            "sb3_rng": self.rng_state.state_dict(),
+            "env_steps": self.env_steps,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.model.policy.load_state_dict(state["sb3_policy"])
+        self.model.policy.optimizer.load_state_dict(state["sb3_optimizer"])
+        self.model.num_timesteps = int(state["sb3_num_timesteps"])
+        self.model._n_updates = int(state["sb3_n_updates"])
+        self.rng_state.load_state_dict(state["sb3_rng"])
+        self.env_steps = int(state["env_steps"])
+        self._sync_policy()
+
+    def reference_curves(self) -> dict[str, list[float]]:
+        return {}
+
+    def describe(self) -> str:
+        b = self.baseline
+        learner = "recurrent_ppo" if b.method == "rl2" else b.learner
+        return (
+            f"baseline: {b.method} ({learner}, {b.num_envs} envs, "
+            f"{b.env_steps_per_iteration} env steps per iteration)"
+        )
+
+    def summary_extra(self) -> dict[str, Any]:
+        b = self.baseline
+        return {
+            **super().summary_extra(),
+            "baseline": b.method,
+            "learner": "recurrent_ppo" if b.method == "rl2" else b.learner,
+            "env_steps": self.env_steps,
+        }
+
+    def close(self) -> None:
+        self.train_env.close()
+        super().close()

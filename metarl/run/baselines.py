@@ -1,0 +1,188 @@
+"""``metarl baselines``: the MAML paper's comparison for one meta-RL config in one command.
+
+A baselines config (``configs/baselines/*.yaml``) names the meta-RL config whose env, policy,
+inner loop, evaluation and seed the baselines share, and the budget of each baseline::
+
+    meta_config: ../maml_trpo/navigation2d.yaml   # relative to this file
+    pretrained: {learner: trpo, iterations: 100, env_steps_per_iteration: 160000}
+    oracle: {learner: ppo, iterations: 100, env_steps_per_iteration: 160000}
+    rl2: {iterations: 100, env_steps_per_iteration: 160000, episodes_per_trial: 2}
+
+``metarl baselines CONFIG --run-dir DIR [--maml RUN ...]`` then, for each baseline, trains it
+into ``DIR/<method>`` (a normal run directory: ``algo.name: sb3``, see
+:mod:`metarl.rl.sb3_baseline`), resumes it if it was stopped, or collects it if it is complete;
+evaluates an untrained policy the same way (``DIR/random``); reads the MAML runs given with
+``--maml`` (their ``summary.json``; several seeds are averaged); and writes ``DIR/baselines.md``
+(the table, with the paper's rows and each method's env steps) and ``DIR/baselines.png`` (the
+MAML paper's figure: return after 0..3 gradient steps for MAML, pretrained and random init, the
+oracle as a line, RL² per trial episode, the paper's curves dashed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from rich.console import Console
+
+from metarl.schema import StrictModel
+
+from .config import apply_overrides, read_config_file, validate, validate_model
+from .errors import UserError
+from .plots import plot_baselines
+from .rundir import CONFIG_NAME, checkpoint_path
+
+METHODS = ("pretrained", "oracle", "rl2")
+
+
+class BaselineBudget(StrictModel):
+    """One baseline's training (``algo`` keys of :class:`metarl.rl.config.SB3BaselineConfig`)
+    and its number of run iterations."""
+
+    learner: Literal["trpo", "ppo"] = "trpo"
+    iterations: int = Field(gt=0)
+    env_steps_per_iteration: int = Field(gt=0)
+    num_envs: int = Field(default=20, gt=0)
+    episodes_per_trial: int = Field(default=2, gt=0)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class BaselinesConfig(StrictModel):
+    """``meta_config`` (path, relative to the baselines config) and one section per baseline
+    to train; a baseline left out is not run."""
+
+    meta_config: str
+    pretrained: BaselineBudget | None = None
+    oracle: BaselineBudget | None = None
+    rl2: BaselineBudget | None = None
+
+
+def load_baselines_config(path: Path) -> tuple[BaselinesConfig, Path]:
+    """The baselines config and the path of its meta-RL config."""
+    cfg = validate_model(BaselinesConfig, read_config_file(path), str(path))
+    meta = (path.parent / cfg.meta_config).resolve()  # type: ignore[attr-defined]
+    if not meta.is_file():
+        raise UserError(f"{path}: meta_config {cfg.meta_config} not found (looked at {meta})")  # type: ignore[attr-defined]
+    return cfg, meta  # type: ignore[return-value]
+
+
+def method_config(meta: Any, method: str, budget: BaselineBudget) -> Any:
+    """The run config of one baseline: the meta config with ``algo`` replaced by ``sb3``'s
+    (keeping its inner loop, discount and advantage settings) and the baseline's iterations."""
+    data = meta.model_dump(mode="json")
+    algo = data["algo"]
+    data["algo"] = {
+        "name": "sb3",
+        "method": method,
+        **{k: algo[k] for k in ("inner", "gamma", "gae_lambda", "normalize_advantages")},
+        **budget.model_dump(mode="json", exclude={"iterations"}),
+    }
+    data["train"]["iterations"] = budget.iterations
+    data["train"]["eval_every"] = 0
+    return validate(data, f"{method} baseline")
+
+
+def run_or_collect(config: Any, run_dir: Path, console: Console) -> dict[str, Any]:
+    """Train ``run_dir`` from scratch, resume it, or read its summary if it is complete."""
+    from .checkpoint import load_checkpoint
+    from .trainer import train
+
+    summary = run_dir / "summary.json"
+    if summary.is_file():
+        console.print(f"{run_dir}: complete, collected", soft_wrap=True, highlight=False)
+        return json.loads(summary.read_text())
+    if checkpoint_path(run_dir).is_file():
+        return train(config, run_dir, resume=True, console=console, checkpoint=None)
+    if (run_dir / CONFIG_NAME).is_file():  # created, stopped before its first checkpoint
+        load_checkpoint(checkpoint_path(run_dir))  # raises the usual "no checkpoint" error
+    return train(config, run_dir, console=console)
+
+
+def random_init(meta: Any, run_dir: Path, console: Console) -> dict[str, Any]:
+    """The untrained policy adapted and evaluated as MAML's (``DIR/random/summary.json``)."""
+    from .trainer import opened_experiment
+
+    path = run_dir / "summary.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    with opened_experiment(meta) as experiment:
+        curve = experiment.evaluate(meta.eval.tasks, "test")
+    summary = {"method": "random", "seed": meta.seed, "eval": curve.as_dict(), "env_steps": 0}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    console.print(f"random init: {[round(m, 1) for m in curve.mean]}", highlight=False)
+    return summary
+
+
+def maml_curves(run_dirs: list[Path]) -> tuple[list[float], int] | None:
+    """Mean over the given MAML runs of their final adaptation curves, and their env steps."""
+    if not run_dirs:
+        return None
+    curves, steps = [], []
+    for run in run_dirs:
+        path = run / "summary.json"
+        if not path.is_file():
+            raise UserError(f"--maml {run}: no summary.json (is the run finished?)")
+        summary = json.loads(path.read_text())
+        curves.append(summary["eval"]["mean"])
+        steps.append(int(summary.get("env_steps", 0)))
+    width = min(len(c) for c in curves)
+    mean = [sum(c[i] for c in curves) / len(curves) for i in range(width)]
+    return mean, max(steps)
+
+
+def _fmt(values: list[float]) -> str:
+    return " / ".join(f"{v:.1f}" for v in values)
+
+
+def table(rows: dict[str, tuple[list[float], int | None]], paper: dict[str, list[float]]) -> str:
+    """Markdown: one row per method (ours, then the paper's)."""
+    lines = [
+        "| method | return after 0 / 1 / 2 / 3 steps (RL²: trial episodes 1..K) | env steps |",
+        "|---|---|---|",
+    ]
+    for name, (values, steps) in rows.items():
+        lines.append(f"| {name} | {_fmt(values)} | {'' if steps is None else f'{steps:,}'} |")
+    for name, values in paper.items():
+        lines.append(f"| paper: {name} | {_fmt(values)} | |")
+    return "\n".join(lines) + "\n"
+
+
+def run_baselines(
+    config_path: Path,
+    run_dir: Path,
+    maml_runs: list[Path],
+    overrides: list[str],
+    console: Console,
+) -> str:
+    """Train, resume or collect every baseline of ``config_path``; write the table and figure."""
+    from metarl.rl.experiment import PAPER_BASELINES, PAPER_CURVES
+
+    cfg, meta_path = load_baselines_config(config_path)
+    meta = validate(apply_overrides(read_config_file(meta_path), overrides), str(meta_path))
+    if meta.domain != "rl":  # type: ignore[attr-defined]
+        raise UserError(f"{meta_path}: baselines compare meta-RL configs (domain: rl)")
+    rows: dict[str, tuple[list[float], int | None]] = {}
+    maml = maml_curves(maml_runs)
+    if maml is not None:
+        rows["MAML"] = maml
+    names = {"pretrained": "pretrained", "oracle": "oracle", "rl2": "RL²"}
+    for method in METHODS:
+        budget = getattr(cfg, method)
+        if budget is None:
+            continue
+        summary = run_or_collect(method_config(meta, method, budget), run_dir / method, console)
+        rows[names[method]] = (summary["eval"]["mean"], int(summary.get("env_steps", 0)))
+    rows["random init"] = (random_init(meta, run_dir / "random", console)["eval"]["mean"], 0)
+    env_id = meta.env.id  # type: ignore[attr-defined]
+    paper = dict(PAPER_BASELINES.get(env_id, {}))
+    if env_id in PAPER_CURVES:
+        paper = {"MAML": PAPER_CURVES[env_id], **paper}
+    text = table(rows, paper)
+    (run_dir / "baselines.md").write_text(text)
+    out = plot_baselines(rows, paper, f"{env_id}, seed {meta.seed}", run_dir / "baselines.png")  # type: ignore[attr-defined]
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+    console.print(f"wrote {run_dir / 'baselines.md'} and {out}", soft_wrap=True, highlight=False)
+    return text

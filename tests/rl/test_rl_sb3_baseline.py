@@ -1,0 +1,146 @@
+"""The MAML paper's baselines trained by Stable-Baselines3 (``algo.name: sb3``)."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import numpy as np
+import pytest
+import torch
+from rl_testing import small_config
+
+from metarl.rl.config import RLConfig
+from metarl.rl.experiment import RLExperiment, build
+from metarl.rl.sb3_baseline import SB3BaselineExperiment
+
+
+def baseline_config(method: str, **algo) -> RLConfig:
+    """:func:`small_config` (Navigation2D, horizon 50, 10 held-out tasks, one test-time step)
+    with ``algo`` replaced by a CI-sized SB3 baseline."""
+    data = small_config().model_dump(mode="json")
+    kwargs = {"n_steps": 64} if method == "pretrained" else {"n_steps": 64, "batch_size": 128}
+    data["algo"] = {
+        "name": "sb3",
+        "method": method,
+        "learner": "trpo" if method == "pretrained" else "ppo",
+        "num_envs": 2,
+        "env_steps_per_iteration": 128,
+        "kwargs": kwargs,
+        **algo,
+    }
+    return RLConfig.model_validate(data)
+
+
+def sb3_params(experiment: SB3BaselineExperiment) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in experiment.model.policy.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def pretrained():
+    """A pretrained TRPO baseline after 6 iterations of 1,024 env steps."""
+    cfg = baseline_config(
+        "pretrained", env_steps_per_iteration=1024, num_envs=4, kwargs={"n_steps": 256}
+    )
+    experiment = build(cfg)
+    returns = [experiment.train_iteration(i)["train/return"] for i in range(6)]
+    yield experiment, returns
+    experiment.close()
+
+
+def test_pretrained_training_raises_the_return(pretrained):
+    """TRPO on the whole goal distribution: the mean return of the recent training episodes
+    rises (an untrained policy wanders; the best single policy stays near the start)."""
+    _, returns = pretrained
+    assert returns[-1] > returns[0] + 3, returns
+
+
+def test_pretrained_policy_is_the_sb3_policy_and_is_evaluated_as_maml(pretrained):
+    experiment, _ = pretrained
+    obs = torch.randn(32, 2)
+    with torch.no_grad():
+        dist = experiment.model.policy.get_distribution(obs).distribution
+        mean, log_std = experiment.policy.dist(dict(experiment.policy.named_parameters()), obs)
+    torch.testing.assert_close(mean, dist.mean)
+    torch.testing.assert_close(log_std.exp(), dist.stddev)
+    # MAML's evaluation of the same weights: same held-out tasks, inner loop, episodes
+    maml = RLExperiment(small_config())
+    maml.policy.load_state_dict(experiment.policy.state_dict())
+    ours, theirs = experiment.evaluate(4), maml.evaluate(4)
+    maml.close()
+    assert ours.steps == [0, 1]
+    assert ours.mean == theirs.mean
+
+
+def test_a_run_keeps_the_process_random_state_and_repeats_with_its_seed():
+    """SB3 draws from the global generators; the run swaps in its own seeded copy."""
+    torch.manual_seed(123)
+    np.random.seed(123)
+    random.seed(123)
+    before = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
+    runs = []
+    for _ in range(2):
+        experiment = build(baseline_config("pretrained"))
+        experiment.train_iteration(0)
+        runs.append(sb3_params(experiment))
+        experiment.close()
+    assert torch.equal(torch.get_rng_state(), before[0])
+    assert np.array_equal(np.random.get_state()[1], before[1])
+    assert random.getstate() == before[2]
+    for key in runs[0]:
+        torch.testing.assert_close(runs[0][key], runs[1][key], rtol=0, atol=0)
+
+
+def test_checkpoint_round_trip_restores_the_learner_and_its_random_state():
+    experiment = build(baseline_config("pretrained"))
+    experiment.train_iteration(0)
+    buffer = io.BytesIO()
+    torch.save(experiment.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    fresh = build(baseline_config("pretrained"))
+    fresh.load_state_dict(state)
+    for key, value in sb3_params(experiment).items():
+        torch.testing.assert_close(sb3_params(fresh)[key], value, rtol=0, atol=0)
+    for key, value in experiment.policy.state_dict().items():
+        torch.testing.assert_close(fresh.policy.state_dict()[key], value, rtol=0, atol=0)
+    assert fresh.model.num_timesteps == experiment.model.num_timesteps == 128
+    assert fresh.env_steps == 128
+    # the same private random stream continues in both
+    with experiment.rng_state.active():
+        a = torch.rand(3)
+    with fresh.rng_state.active():
+        b = torch.rand(3)
+    assert torch.equal(a, b)
+    experiment.close()
+    fresh.close()
+
+
+def test_oracle_observes_the_goal_and_is_one_point_on_the_curve():
+    experiment = build(baseline_config("oracle"))
+    assert experiment.model.observation_space.shape == (4,)  # position, then the goal
+    experiment.train_iteration(0)
+    curve = experiment.evaluate(3)
+    assert curve.steps == [0] and curve.num_tasks == 3
+    assert -50 * 2 < curve.mean[0] < 0  # 50 steps, each -distance (< 1.5 from the start)
+    experiment.close()
+
+
+def test_rl2_curve_has_one_point_per_trial_episode():
+    experiment = build(baseline_config("rl2", episodes_per_trial=3, num_envs=2))
+    assert experiment.model.__class__.__name__ == "RecurrentPPO"
+    experiment.train_iteration(0)
+    curve = experiment.evaluate(2)
+    assert curve.steps == [0, 1, 2] and curve.num_tasks == 2
+    assert all(-100 < m < 0 for m in curve.mean)
+    experiment.close()
+
+
+def test_env_steps_per_iteration_must_be_whole_rollouts():
+    with pytest.raises(ValueError, match=r"multiple of one rollout, n_steps x num_envs = 64 x 2"):
+        build(baseline_config("pretrained", env_steps_per_iteration=100))
+
+
+def test_keys_metarl_sets_are_refused_in_kwargs():
+    with pytest.raises(ValueError, match=r"algo.kwargs \['seed'\] are set by metarl"):
+        baseline_config("pretrained", kwargs={"seed": 1})

@@ -1,0 +1,81 @@
+"""``metarl baselines`` as a user runs it: trains, then collects, and writes the table and figure."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from cli_helpers import run_cli
+
+# a CI-sized Navigation2D meta config (small policy, horizon 50, 4 held-out tasks)
+META = {
+    "domain": "rl",
+    "seed": 0,
+    "train": {"iterations": 2, "num_threads": 1},
+    "env": {"id": "metarl/Navigation2D-v0", "horizon": 50},
+    "policy": {"hidden_sizes": [16, 16], "activation": "tanh"},
+    "sampler": {"rescale_actions": True},
+    "algo": {"name": "maml_trpo", "meta_batch_size": 4, "episodes_per_task": 4},
+    "eval": {"tasks": 4, "steps": 1, "episodes_per_task": 4},
+}
+BUDGET = {"iterations": 1, "env_steps_per_iteration": 128, "num_envs": 2}
+
+
+def write_configs(tmp_path):
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta" / "nav.yaml").write_text(yaml.safe_dump(META))
+    baselines = {
+        "meta_config": "meta/nav.yaml",
+        "pretrained": {**BUDGET, "learner": "trpo", "kwargs": {"n_steps": 64}},
+        "oracle": {**BUDGET, "learner": "ppo", "kwargs": {"n_steps": 64, "batch_size": 128}},
+        "rl2": {**BUDGET, "episodes_per_trial": 2, "kwargs": {"n_steps": 64, "batch_size": 128}},
+    }
+    path = tmp_path / "baselines.yaml"
+    path.write_text(yaml.safe_dump(baselines))
+    return path
+
+
+def test_baselines_train_then_collect_and_report(tmp_path):
+    config = write_configs(tmp_path)
+    maml = tmp_path / "maml"
+    res = run_cli("train", str(tmp_path / "meta" / "nav.yaml"), "--run-dir", str(maml))
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "out"
+    res = run_cli("baselines", str(config), "--run-dir", str(out), "--maml", str(maml))
+    assert res.returncode == 0, res.stderr
+    for method in ("pretrained", "oracle", "rl2", "random"):
+        assert (out / method / "summary.json").is_file(), method
+    assert (out / "baselines.png").stat().st_size > 0
+    table = (out / "baselines.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
+    assert set(rows) >= {"MAML", "pretrained", "oracle", "RL²", "random init"}
+    assert {"paper: pretrained", "paper: random", "paper: oracle"} <= set(rows)
+    maml_mean = json.loads((maml / "summary.json").read_text())["eval"]["mean"]
+    assert " / ".join(f"{v:.1f}" for v in maml_mean) in rows["MAML"]
+    oracle = json.loads((out / "oracle" / "summary.json").read_text())
+    assert oracle["env_steps"] == 128 and len(oracle["eval"]["mean"]) == 1
+    assert len(json.loads((out / "rl2" / "summary.json").read_text())["eval"]["mean"]) == 2
+    # the random-init baseline is MAML's evaluation of an untrained policy: two points
+    assert len(json.loads((out / "random" / "summary.json").read_text())["eval"]["mean"]) == 2
+
+    stamps = {m: (out / m / "summary.json").stat().st_mtime_ns for m in ("pretrained", "rl2")}
+    again = run_cli("baselines", str(config), "--run-dir", str(out), "--maml", str(maml))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("complete, collected") == 3
+    assert stamps == {m: (out / m / "summary.json").stat().st_mtime_ns for m in stamps}
+    assert (out / "baselines.md").read_text() == table
+
+
+def test_a_bad_baselines_config_is_one_line(tmp_path):
+    config = write_configs(tmp_path)
+    data = yaml.safe_load(config.read_text())
+    data["oracle"]["iteratons"] = 3
+    config.write_text(yaml.safe_dump(data))
+    res = run_cli("baselines", str(config), "--run-dir", str(tmp_path / "out"))
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and "iteratons" in res.stderr, res.stderr
+    data = {"meta_config": "nowhere.yaml"}
+    config.write_text(yaml.safe_dump(data))
+    res = run_cli("baselines", str(config), "--run-dir", str(tmp_path / "out"))
+    assert res.returncode == 2 and "meta_config nowhere.yaml not found" in res.stderr
+    assert not (tmp_path / "out").exists()
