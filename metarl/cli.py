@@ -6,7 +6,7 @@
     metarl adapt RUN_DIR --task velocity=2.5 [--task ...] [--steps 3] [--episodes 20] [--video F]
     metarl compare RUN_DIR [RUN_DIR ...] [--group-by config|KEY] [--out F.png] [--json F]
                    [--markdown]
-    metarl baselines CONFIG [--run-dir DIR] [--maml RUN_DIR ...] [--set k=v ...]
+    metarl baselines CONFIG [--run-dir DIR] [--maml RUN_DIR ...] [--methods a,b] [--set k=v ...]
     metarl envs
 
 Bad input (config, files, arguments) prints one ``error:`` line and exits with code 2; a fault of
@@ -107,6 +107,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="a finished MAML run of the same meta config to put beside them (repeatable: seeds "
         "are averaged)",
+    )
+    b.add_argument(
+        "--methods",
+        help="comma-separated subset of pretrained,oracle,rl2,random to train or collect "
+        "(default: every baseline the config names, and random); the table also takes the "
+        "finished runs of the others",
     )
     b.add_argument(
         "--set",
@@ -277,7 +283,8 @@ def cmd_baselines(args: argparse.Namespace, console: Console) -> int:
     if not args.config.is_file():
         raise UserError(f"baselines config not found: {args.config} (see configs/baselines/)")
     run_dir = args.run_dir or Path("runs") / f"baselines-{args.config.stem}"
-    run_baselines(args.config, run_dir, args.maml, args.overrides, console)
+    methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
+    run_baselines(args.config, run_dir, args.maml, args.overrides, console, methods)
     return 0
 
 

@@ -8,7 +8,8 @@ inner loop, evaluation and seed the baselines share, and the budget of each base
     oracle: {learner: ppo, iterations: 100, env_steps_per_iteration: 160000}
     rl2: {iterations: 100, env_steps_per_iteration: 160000, episodes_per_trial: 2}
 
-``metarl baselines CONFIG --run-dir DIR [--maml RUN ...]`` then, for each baseline, trains it
+``metarl baselines CONFIG --run-dir DIR [--maml RUN ...] [--methods a,b]`` then, for each
+baseline (``--methods``: a subset, e.g. to train two at once in two processes), trains it
 into ``DIR/<method>`` (a normal run directory: ``algo.name: sb3``, see
 :mod:`metarl.rl.sb3_baseline`), resumes it if it was stopped, or collects it if it is complete;
 evaluates an untrained policy the same way (``DIR/random``); reads the MAML runs given with
@@ -156,8 +157,11 @@ def run_baselines(
     maml_runs: list[Path],
     overrides: list[str],
     console: Console,
+    methods: list[str] | None = None,
 ) -> str:
-    """Train, resume or collect every baseline of ``config_path``; write the table and figure."""
+    """Train, resume or collect the baselines of ``config_path`` (``methods``: a subset of
+    :data:`METHODS` and ``random``, default all the config names); write the table and figure
+    of every baseline whose run is complete."""
     from metarl.rl.experiment import PAPER_BASELINES, PAPER_CURVES
 
     cfg, meta_path = load_baselines_config(config_path)
@@ -169,13 +173,23 @@ def run_baselines(
     if maml is not None:
         rows["MAML"] = maml
     names = {"pretrained": "pretrained", "oracle": "oracle", "rl2": "RL²"}
+    chosen = set(methods or [*METHODS, "random"])
+    unknown = chosen - {*METHODS, "random"}
+    if unknown:
+        raise UserError(
+            f"--methods: unknown {sorted(unknown)}; choose from {', '.join([*METHODS, 'random'])}"
+        )
     for method in METHODS:
         budget = getattr(cfg, method)
-        if budget is None:
+        if budget is not None and method in chosen:
+            summary = run_or_collect(method_config(meta, method, budget), run_dir / method, console)
+        elif (run_dir / method / "summary.json").is_file():  # finished by another invocation
+            summary = json.loads((run_dir / method / "summary.json").read_text())
+        else:
             continue
-        summary = run_or_collect(method_config(meta, method, budget), run_dir / method, console)
         rows[names[method]] = (summary["eval"]["mean"], int(summary.get("env_steps", 0)))
-    rows["random init"] = (random_init(meta, run_dir / "random", console)["eval"]["mean"], 0)
+    if "random" in chosen or (run_dir / "random" / "summary.json").is_file():
+        rows["random init"] = (random_init(meta, run_dir / "random", console)["eval"]["mean"], 0)
     env_id = meta.env.id  # type: ignore[attr-defined]
     paper = dict(PAPER_BASELINES.get(env_id, {}))
     if env_id in PAPER_CURVES:

@@ -64,6 +64,14 @@ def test_baselines_train_then_collect_and_report(tmp_path):
     assert again.stdout.count("complete, collected") == 3
     assert stamps == {m: (out / m / "summary.json").stat().st_mtime_ns for m in stamps}
     assert (out / "baselines.md").read_text() == table
+    # one method at a time (e.g. two processes): the others' finished runs still fill the table
+    one = run_cli("baselines", str(config), "--run-dir", str(out), "--methods", "oracle")
+    assert one.returncode == 0, one.stderr
+    assert one.stdout.count("complete, collected") == 1
+    assert "MAML" not in (out / "baselines.md").read_text().split("paper")[0]
+    assert "| RL² |" in (out / "baselines.md").read_text()
+    bad = run_cli("baselines", str(config), "--run-dir", str(out), "--methods", "oracel")
+    assert bad.returncode == 2 and "unknown ['oracel']" in bad.stderr
 
 
 def test_a_bad_baselines_config_is_one_line(tmp_path):
