@@ -23,7 +23,7 @@ MODES = ("auto", "vmap", "loop")
 def _batch_size(args: Sequence[Any], in_dims: Sequence[int | None]) -> int:
     for arg, dim in zip(args, in_dims):
         if dim is not None:
-            leaves = pytree.tree_leaves(arg)
+            leaves = [t for t in pytree.tree_leaves(arg) if t is not None]
             if leaves:
                 return int(leaves[0].shape[dim])
     raise ValueError("map_tasks needs at least one argument with a task dimension (in_dims 0)")
@@ -45,19 +45,24 @@ def map_tasks(
     """Apply ``fn`` to every task and stack its outputs along a new leading dimension.
 
     Arguments whose ``in_dims`` entry is 0 carry a leading task dimension (pytrees of tensors are
-    fine); ``None`` arguments are shared by all tasks.
+    fine; their ``None`` leaves, absent optional fields, pass through unmapped); ``None``
+    arguments are shared by all tasks.
     """
     if len(args) != len(in_dims):
         raise ValueError(f"map_tasks got {len(args)} arguments but {len(in_dims)} in_dims")
     if mode == "vmap":
-        return torch.func.vmap(fn, in_dims=tuple(in_dims))(*args)
+        leaf_dims = tuple(
+            dim if dim is None else pytree.tree_map(lambda t, d=dim: None if t is None else d, arg)
+            for arg, dim in zip(args, in_dims)
+        )
+        return torch.func.vmap(fn, in_dims=leaf_dims)(*args)
     if mode != "loop":
         raise ValueError(f"task batching must be 'vmap' or 'loop' here, got {mode!r}")
     n = _batch_size(args, in_dims)
     outs = []
     for i in range(n):
         task_args = [
-            arg if dim is None else pytree.tree_map(lambda t, i=i: t[i], arg)
+            arg if dim is None else pytree.tree_map(lambda t, i=i: None if t is None else t[i], arg)
             for arg, dim in zip(args, in_dims)
         ]
         outs.append(fn(*task_args))

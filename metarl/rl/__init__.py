@@ -1,11 +1,12 @@
 """Meta-reinforcement learning: functional policies, batched samplers, the policy-gradient inner
-loop, MAML-TRPO, Reptile, and adaptation-curve evaluation.
+loop, MAML-TRPO, Reptile, ProMP, and adaptation-curve evaluation.
 
 Entry points for the run layer: :class:`metarl.rl.config.RLConfig` and
 :func:`metarl.rl.experiment.build`.
 """
 
 from .algos.maml_trpo import MAMLTRPO
+from .algos.promp import ProMP
 from .algos.reptile import ReptileRL
 from .config import RLConfig
 from .experiment import RLExperiment, build
@@ -19,6 +20,7 @@ __all__ = [
     "CategoricalMLPPolicy",
     "GaussianMLPPolicy",
     "InnerLoop",
+    "ProMP",
     "RLConfig",
     "RLExperiment",
     "ReptileRL",

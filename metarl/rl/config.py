@@ -126,7 +126,8 @@ class InnerConfig(StrictModel):
 
     ``lr``: the policy-gradient step size alpha (paper: 0.1), or one per step (a schedule, the
     last repeating); ``steps``: inner steps per task, each on freshly sampled episodes;
-    ``first_order``: drop the steps' second-order term in MAML-TRPO's meta-gradient (FOMAML);
+    ``first_order``: drop the steps' second-order term in MAML-TRPO's and ProMP's
+    meta-gradient (FOMAML);
     ``learn_lr``: Meta-SGD (Li et al. 2017): per-parameter step sizes initialised at ``lr`` and
     meta-learned by MAML-TRPO with the policy; ``adapt``: ``all`` parameters adapt, or only the
     ``head`` (ANIL, Raghu et al. 2020: the policy's output layer; the trunk and log-std are
@@ -232,6 +233,64 @@ class ReptileConfig(_PolicyGradientAlgo):
         return self
 
 
+class ProMPConfig(_PolicyGradientAlgo):
+    """``algo`` with ``name: promp``: ProMP (Rothfuss et al. 2019), the LVC inner step and a
+    clipped outer objective with a KL penalty, maximised by Adam (:mod:`metarl.rl.algos.promp`).
+    Defaults: the authors' run scripts (``jonasrothfuss/ProMP``,
+    ``run_scripts/pro-mp_run_mujoco.py`` and ``pro-mp_run_point_mass.py``, the same ProMP
+    settings in both).
+
+    ============================== =======================================================
+    key                            meaning
+    ============================== =======================================================
+    ``meta_batch_size``            tasks per outer iteration (authors: 40)
+    ``episodes_per_task``          episodes per task per sampling round (authors: 20)
+    ``inner``                      the inner loop (:class:`InnerConfig`): SGD steps of the
+                                   LVC objective (authors: lr 0.1, 1 step); no learned
+                                   step sizes, no Adam steps
+    ``gamma`` / ``gae_lambda``     discount and GAE lambda (authors: 0.99 / 1.0)
+    ``normalize_advantages``       per-task mean 0 / std 1 advantages (authors: true)
+    ``num_ppo_steps``              Adam steps on the outer objective per meta-batch,
+                                   without resampling (authors: 5)
+    ``clip_eps``                   clip range of the outer likelihood ratio (authors: 0.3;
+                                   their ProMP class defaults to 0.2)
+    ``learning_rate``              the outer Adam step size beta (authors: 1e-3)
+    ``init_inner_kl_penalty``      eta, the coefficient of KL(pi_theta_o || pi_theta) on the
+                                   pre-update episodes, one per inner step (authors: 5e-4;
+                                   class default 1e-2)
+    ``adaptive_inner_kl_penalty``  after each meta-batch halve eta where that KL is below
+                                   ``target_inner_step / 1.5``, double it above
+                                   ``1.5 * target_inner_step`` (authors: false; class
+                                   default true)
+    ``target_inner_step``          the KL target of the adaptive penalty (authors: 0.01)
+    ``task_batching``              inner steps over tasks: ``vmap``, ``loop``, ``auto``
+                                   (= vmap)
+    ============================== =======================================================
+    """
+
+    name: Literal["promp"] = "promp"
+    num_ppo_steps: int = Field(default=5, gt=0)
+    clip_eps: float = Field(default=0.3, gt=0, lt=1)
+    learning_rate: float = Field(default=1.0e-3, gt=0)
+    init_inner_kl_penalty: float = Field(default=5.0e-4, ge=0)
+    adaptive_inner_kl_penalty: bool = False
+    target_inner_step: float = Field(default=1.0e-2, gt=0)
+
+    @model_validator(mode="after")
+    def _differentiable_inner_steps(self) -> ProMPConfig:
+        if self.inner.optimizer != "sgd":
+            raise ValueError(
+                "ProMP differentiates through SGD inner steps; algo.inner.optimizer "
+                f"{self.inner.optimizer} is Reptile's: use sgd, or algo.name reptile"
+            )
+        if self.inner.learn_lr:
+            raise ValueError(
+                "ProMP does not learn inner step sizes (learn_lr is Meta-SGD's, in MAML-TRPO): "
+                "remove algo.inner.learn_lr, or use algo.name maml_trpo"
+            )
+        return self
+
+
 class SB3BaselineConfig(_InnerLoopSettings):
     """``algo`` with ``name: sb3``: a non-meta baseline trained by Stable-Baselines3 on the
     task distribution, then evaluated on MAML's held-out tasks (:mod:`metarl.rl.sb3_baseline`).
@@ -278,11 +337,12 @@ class SB3BaselineConfig(_InnerLoopSettings):
 
 
 AlgoConfig = Annotated[
-    MAMLTRPOConfig | ReptileConfig | SB3BaselineConfig, Field(discriminator="name")
+    MAMLTRPOConfig | ReptileConfig | ProMPConfig | SB3BaselineConfig, Field(discriminator="name")
 ]
 ALGOS: dict[str, type[_InnerLoopSettings]] = {
     "maml_trpo": MAMLTRPOConfig,
     "reptile": ReptileConfig,
+    "promp": ProMPConfig,
     "sb3": SB3BaselineConfig,
 }
 

@@ -25,6 +25,7 @@ from metarl.core import (
 )
 
 from .algos.maml_trpo import MAMLTRPO
+from .algos.promp import ProMP
 from .algos.reptile import ReptileRL
 from .config import InnerConfig, RLConfig
 from .diagnostics import policy_diagnostics
@@ -74,7 +75,7 @@ def paper_curves(env_id: str, algo: str) -> dict[str, list[float]]:
 
 
 class RLExperiment:
-    """MAML-TRPO or Reptile on one task distribution, built from an :class:`RLConfig`."""
+    """MAML-TRPO, Reptile or ProMP on one task distribution, built from an :class:`RLConfig`."""
 
     progress_keys = ["train/return_before", "train/return_after", "perf/env_steps_per_s"]
 
@@ -107,9 +108,9 @@ class RLExperiment:
         self.algo = self._make_learner()
         self.iteration = 0
 
-    def _make_learner(self) -> MAMLTRPO | ReptileRL | None:
+    def _make_learner(self) -> MAMLTRPO | ReptileRL | ProMP | None:
         """The outer learner ``algo.name`` names (subclasses that train otherwise: None)."""
-        learner = MAMLTRPO if self.cfg.algo.name == "maml_trpo" else ReptileRL
+        learner = {"maml_trpo": MAMLTRPO, "reptile": ReptileRL, "promp": ProMP}[self.cfg.algo.name]
         return learner.from_config(self.cfg.algo, self.inner, self.sampler)
 
     def learned_lrs(self) -> dict[str, torch.Tensor] | None:
@@ -138,6 +139,9 @@ class RLExperiment:
             "ls_steps",
             "ls_accepted",
             "param_change",
+            "kl_inner",
+            "clip_fraction",
+            "inner_kl_penalty",
         ):
             if key in m:
                 out[f"train/{key}"] = m[key]
@@ -245,6 +249,7 @@ class RLExperiment:
         return {
             "policy": {k: v.detach().clone() for k, v in self.policy.state_dict().items()},
             **({"inner_lrs": {k: v.clone() for k, v in learned.items()}} if learned else {}),
+            **({"learner": self.algo.state_dict()} if hasattr(self.algo, "state_dict") else {}),
             "iteration": self.iteration,
             "task_rng": self.task_rng.bit_generator.state,
             "sample_rng": self.sample_rng.bit_generator.state,
@@ -254,6 +259,8 @@ class RLExperiment:
         self.policy.load_state_dict(state["policy"])
         if self.learned_lrs() is not None:
             self.algo.inner_lrs = {k: v.clone() for k, v in state["inner_lrs"].items()}
+        if "learner" in state:  # the learner's own state (ProMP: its Adam moments and eta)
+            self.algo.load_state_dict(state["learner"])
         self.iteration = int(state["iteration"])
         self.task_rng.bit_generator.state = state["task_rng"]
         self.sample_rng.bit_generator.state = state["sample_rng"]

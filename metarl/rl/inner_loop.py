@@ -1,9 +1,10 @@
 """Adaptation by policy gradient: sample with the current policy, take a step, resample.
 
-Shared by MAML-TRPO (which keeps the graph of the steps), Reptile and the adaptation curves of
-evaluation (which do not). Each step: sample ``episodes`` per task with the current (per-task)
-parameters, fit the linear baseline, compute GAE advantages, and take inner step ``k`` of the
-REINFORCE loss per task with the core's :class:`metarl.core.InnerSpec` (so step-size schedules,
+Shared by MAML-TRPO and ProMP (which keep the graph of the steps), Reptile and the adaptation
+curves of evaluation (which do not). Each step: sample ``episodes`` per task with the current
+(per-task) parameters, fit the linear baseline, compute GAE advantages, and take inner step ``k``
+of the inner loss (``loss``: ``reinforce``, or ProMP's ``lvc``, :mod:`metarl.rl.losses`) per
+task with the core's :class:`metarl.core.InnerSpec` (so step-size schedules,
 Meta-SGD's learned step sizes, ANIL's head-only steps and first-order steps mean what they mean
 in few-shot learning), mapped over tasks by :func:`metarl.core.map_tasks` (``task_batching``:
 ``loop`` or ``vmap``).
@@ -21,7 +22,7 @@ from torch import Tensor
 from metarl.core import InnerSpec, Params, map_tasks
 
 from .baseline import linear_baseline_values
-from .losses import reinforce_loss
+from .losses import INNER_LOSSES
 from .policies import Policy
 from .returns import discounted_returns, gae, normalize_advantages
 from .sampling.sampler import Sampler
@@ -40,7 +41,10 @@ def is_stacked(policy: Policy, params: Mapping[str, Tensor]) -> bool:
 
 @dataclass
 class InnerLoop:
-    """The policy-gradient inner loop (MAML paper: step size 0.1, gamma 0.99, lambda 1.0)."""
+    """The policy-gradient inner loop (MAML paper: step size 0.1, gamma 0.99, lambda 1.0).
+
+    ``loss``: the inner loss, ``reinforce`` (MAML's) or ``lvc`` (ProMP's low-variance curvature
+    surrogate, whose batches record the sampling policy's log-probabilities)."""
 
     policy: Policy
     spec: InnerSpec
@@ -48,16 +52,31 @@ class InnerLoop:
     gae_lambda: float = 1.0
     normalize_advantages: bool = True
     task_batching: str = "loop"
+    loss: str = "reinforce"
 
-    def batch(self, traj: Trajectories) -> PGBatch:
-        """The loss's batch; its advantages carry no graph."""
+    def __post_init__(self) -> None:
+        if self.loss not in INNER_LOSSES:
+            raise ValueError(f"inner loss must be one of {sorted(INNER_LOSSES)}, got {self.loss!r}")
+
+    def batch(self, traj: Trajectories, params: Params | None = None) -> PGBatch:
+        """The loss's batch; its advantages carry no graph. With ``params`` (the policy that
+        sampled ``traj``, shared or stacked) it records their log-probabilities of the actions
+        (``old_logp``) when the loss needs them (``lvc``)."""
         with torch.no_grad():
             returns = discounted_returns(traj.rewards, traj.mask, self.gamma)
             values = linear_baseline_values(traj.obs, returns, traj.mask)
             adv = gae(traj.rewards, values, traj.mask, self.gamma, self.gae_lambda)
             if self.normalize_advantages:
                 adv = normalize_advantages(adv, traj.mask)
-        return PGBatch(traj.obs, traj.actions, adv, traj.mask)
+            old_logp = None
+            if self.loss == "lvc" and params is not None:
+                dist = self.policy.dist(params, traj.obs)
+                old_logp = self.policy.log_prob(dist, traj.actions)
+        return PGBatch(traj.obs, traj.actions, adv, traj.mask, old_logp)
+
+    def inner_loss(self, params: Params, data: PGBatch) -> Tensor:
+        """The inner loss of one task's batch."""
+        return INNER_LOSSES[self.loss](self.policy, params, data)
 
     def step(
         self,
@@ -72,7 +91,7 @@ class InnerLoop:
         ``[tasks, ...]`` parameters."""
 
         def one_task(p: Params, d: PGBatch) -> Params:
-            loss = lambda q: reinforce_loss(self.policy, q, d)  # noqa: E731
+            loss = lambda q: self.inner_loss(q, d)  # noqa: E731
             return self.spec.step(loss, p, k, learned, first_order, lr)
 
         in_dims = (0 if is_stacked(self.policy, params) else None, 0)
@@ -94,7 +113,7 @@ class InnerLoop:
         steps_taken, moments = (0, None) if state is None else state
 
         def one_task(p: Params, d: PGBatch, mv: tuple[Params, Params] | None):
-            loss = lambda q: reinforce_loss(self.policy, q, d)  # noqa: E731
+            loss = lambda q: self.inner_loss(q, d)  # noqa: E731
             task_state = None if mv is None else (steps_taken, *mv)
             new, (_, m, v) = self.spec.stateful_step(loss, p, task_state, k, lr)
             return new, (m, v)
@@ -130,7 +149,7 @@ class InnerLoop:
         state = None
         for k in range(steps):
             trajs.append(sampler.sample(params, tasks, episodes, rng))
-            batches.append(self.batch(trajs[-1]))
+            batches.append(self.batch(trajs[-1], params))
             lr = lrs[min(k, len(lrs) - 1)] if lrs else None
             with torch.no_grad():
                 params, state = self.optimizer_step(params, batches[-1], k, state, learned, lr)
@@ -159,6 +178,14 @@ class InnerLoop:
     def replay(self, params: Params, batches: list[PGBatch], learned: Learned = None) -> Params:
         """Redo the adaptation steps on stored batches, keeping the graph the spec asks for
         (MAML-TRPO's ``theta -> theta'_i``, differentiable in ``params`` and ``learned``)."""
+        return self.replay_path(params, batches, learned)[-1]
+
+    def replay_path(
+        self, params: Params, batches: list[PGBatch], learned: Learned = None
+    ) -> list[Params]:
+        """:meth:`replay`, returning the parameters before each step and after the last
+        (``len(batches) + 1`` dicts; ProMP's KL penalty reads those before each step)."""
+        path = [params]
         for k, data in enumerate(batches):
-            params = self.step(params, data, k, learned)
-        return params
+            path.append(self.step(path[-1], data, k, learned))
+        return path

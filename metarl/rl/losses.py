@@ -34,6 +34,31 @@ def reinforce_loss(
     return -masked_mean(logp * data.advantages, data.mask, batched)
 
 
+def lvc_loss(
+    policy: Policy, params: Mapping[str, Tensor], data: PGBatch, batched: bool = False
+) -> Tensor:
+    """ProMP's low-variance curvature (LVC) surrogate ``-E[pi(a|s) / pi_o(a|s) * A]``, one
+    likelihood ratio per time step against the sampling policy's fixed ``data.old_logp``.
+
+    At the sampling parameters its gradient is REINFORCE's (so is an inner step on it); its
+    Hessian adds the per-step score outer product ``E[sum_t grad log pi_t grad log pi_t^T A_t]``
+    (Rothfuss et al. 2019, section 5), and away from them the ratio importance-weights the
+    gradient.
+    """
+    if data.old_logp is None:
+        raise ValueError(
+            "the LVC loss needs the sampling policy's log-probabilities: build the batch with "
+            "InnerLoop.batch(traj, params) (params: the policy that sampled traj)"
+        )
+    logp = policy.log_prob(policy.dist(params, data.obs), data.actions)
+    ratio = torch.exp(logp - data.old_logp.detach())
+    return -masked_mean(ratio * data.advantages, data.mask, batched)
+
+
+#: the inner losses :class:`metarl.rl.inner_loop.InnerLoop` can step on, by name
+INNER_LOSSES = {"reinforce": reinforce_loss, "lvc": lvc_loss}
+
+
 def surrogate_loss(
     policy: Policy, params: Mapping[str, Tensor], data: PGBatch, old_logp: Tensor
 ) -> Tensor:
@@ -42,6 +67,22 @@ def surrogate_loss(
     ``params`` are the stacked adapted parameters, ``data`` the query batch ``[tasks, E, H]``.
     """
     return _surrogate(policy, policy.dist(params, data.obs), data, old_logp)
+
+
+def clipped_surrogate_loss(
+    policy: Policy,
+    params: Mapping[str, Tensor],
+    data: PGBatch,
+    old_logp: Tensor,
+    clip_eps: float,
+) -> Tensor:
+    """PPO's clipped surrogate ``-E[min(r A, clip(r, 1 - eps, 1 + eps) A)]``, ``r = pi/pi_old``
+    (Schulman et al. 2017; ProMP's outer objective), averaged over tasks like
+    :func:`surrogate_loss`."""
+    ratio = (policy.log_prob(policy.dist(params, data.obs), data.actions) - old_logp).exp()
+    adv = data.advantages
+    clipped = torch.minimum(ratio * adv, ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * adv)
+    return -masked_mean(clipped, data.mask, batched=True).mean()
 
 
 def mean_kl(policy: Policy, old_dist: Dist, params: Mapping[str, Tensor], data: PGBatch) -> Tensor:

@@ -57,13 +57,17 @@ class Trajectories:
 class PGBatch(NamedTuple):
     """What a policy-gradient loss reads, ``[tasks, episodes, H, ...]`` (or without the task
     dimension for one task): ``obs``, ``actions``, ``advantages`` (carry no graph) and ``mask``
-    as in :class:`Trajectories`. A pytree, so ``torch.func.vmap`` maps over its tasks."""
+    as in :class:`Trajectories`, and ``old_logp``, the log-probabilities of the actions under
+    the policy that sampled them (``[tasks, episodes, H]``, no graph; ProMP's LVC inner loss
+    divides by them), or None where not recorded. A pytree, so ``torch.func.vmap`` maps over
+    its tasks."""
 
     obs: Tensor
     actions: Tensor
     advantages: Tensor
     mask: Tensor
+    old_logp: Tensor | None = None
 
     def first_episodes(self, n: int) -> PGBatch:
         """The first ``n`` episodes of every task."""
-        return PGBatch(*(t[:, :n] for t in self))
+        return PGBatch(*(None if t is None else t[:, :n] for t in self))
