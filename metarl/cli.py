@@ -1,8 +1,9 @@
 """``metarl``: one entry point.
 
     metarl train CONFIG [--set k=v ...] [--run-dir DIR] [--seed N] [--iterations N] [--eval-tasks N]
-    metarl train --resume RUN_DIR [--iterations N]
-    metarl evaluate RUN_DIR [--split test] [--tasks N]
+                 [--device auto|cpu|cuda|cuda:N]
+    metarl train --resume RUN_DIR [--iterations N] [--device D]
+    metarl evaluate RUN_DIR [--split test] [--tasks N] [--device D]
     metarl adapt RUN_DIR --task velocity=2.5 [--task ...] [--steps 3] [--episodes 20] [--video F]
     metarl compare RUN_DIR [RUN_DIR ...] [--group-by config|KEY] [--out F.png] [--json F]
                    [--markdown]
@@ -51,11 +52,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--iterations", type=int, help="override train.iterations (outer iterations)")
     t.add_argument("--eval-tasks", type=int, help="override eval.tasks (held-out tasks evaluated)")
+    t.add_argument(
+        "--device",
+        metavar="auto|cpu|cuda|cuda:N",
+        help="override train.device (also with --resume: continue a GPU run on a CPU or back)",
+    )
 
     e = sub.add_parser("evaluate", help="re-evaluate a run's last checkpoint")
     e.add_argument("run_dir", type=Path)
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--tasks", type=int, help="number of held-out tasks (default: the config's)")
+    e.add_argument(
+        "--device",
+        metavar="auto|cpu|cuda|cuda:N",
+        help="where to evaluate (default: the run's train.device); e.g. a GPU run on a CPU",
+    )
 
     a = sub.add_parser("adapt", help="adapt a trained meta-RL policy to given task variants")
     a.add_argument("run_dir", type=Path)
@@ -161,17 +172,19 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
         extra.append(f"train.iterations={args.iterations}")
     if args.eval_tasks is not None:
         extra.append(f"eval.tasks={args.eval_tasks}")
+    if args.device is not None:
+        extra.append(f"train.device={args.device}")
     if args.resume is not None:
         if args.config or args.overrides or args.seed is not None or args.run_dir:
             raise UserError(
                 "--resume continues a run with its saved config; drop CONFIG/--set/--seed/--run-dir "
-                "(only --iterations and --eval-tasks may change)"
+                "(only --iterations, --eval-tasks and --device may change)"
             )
         run_dir = args.resume
         config = rundir.load_run_config(run_dir)
         if extra:
             data = cfgmod.apply_overrides(config.model_dump(mode="json"), extra)
-            config = cfgmod.validate(data, "--iterations/--eval-tasks")
+            config = cfgmod.validate(data, "--iterations/--eval-tasks/--device")
         from metarl.run.checkpoint import load_checkpoint
 
         state = load_checkpoint(rundir.checkpoint_path(run_dir))  # fail before touching anything
@@ -201,10 +214,16 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
+    from metarl.run import config as cfgmod
     from metarl.run import rundir, trainer
 
     _positive("--tasks", args.tasks)
     config = rundir.load_run_config(args.run_dir)
+    if args.device is not None:
+        data = cfgmod.apply_overrides(
+            config.model_dump(mode="json"), [f"train.device={args.device}"]
+        )
+        config = cfgmod.validate(data, "--device")
     curve = trainer.evaluate_run(args.run_dir, config, args.split, args.tasks)
     console.print(
         trainer.curve_table(curve, f"{args.run_dir} ({args.split}, {curve.num_tasks} tasks)")

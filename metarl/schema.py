@@ -8,11 +8,14 @@ what is allowed.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TaskBatchingName = Literal["auto", "vmap", "loop"]
+DEVICE_FORMS = "auto, cpu, cuda or cuda:N (N: the GPU's index, e.g. cuda:1)"
+_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
 
 class StrictModel(BaseModel):
@@ -34,6 +37,14 @@ class TrainConfig(StrictModel):
     ``eval_every``               iterations between mid-run evaluations (0: only at the end)
     ``num_threads``              torch intra-op threads (default: torch's, all cores); 1 is
                                  fastest for small models on a busy machine
+    ``device``                   where models, learners, optimizer state and few-shot
+                                 data live: ``auto`` (default: the GPU when
+                                 ``torch.cuda.is_available()``, else the CPU), ``cpu``,
+                                 ``cuda`` or ``cuda:N``; ``cuda`` on a machine without
+                                 one is an error naming the fix (``train.device: cpu``).
+                                 Checkpoints are saved on the CPU and load on any device;
+                                 the device used is printed and written to summary.json.
+                                 Meta-RL runs on the CPU for now (``auto`` picks it)
     ============================ =================================================
     """
 
@@ -42,3 +53,15 @@ class TrainConfig(StrictModel):
     checkpoint_every: int = Field(default=100, gt=0)
     eval_every: int = Field(default=0, ge=0)
     num_threads: int | None = Field(default=None, ge=1)
+    device: str = "auto"
+
+    @field_validator("device")
+    @classmethod
+    def _device_form(cls, value: str) -> str:
+        """The string form only; whether the machine has that device is checked when the run
+        starts (``metarl.run.device.resolve_device``), so a GPU run's config still loads on a
+        CPU machine."""
+        name = value.strip().lower()
+        if not _DEVICE.fullmatch(name):
+            raise ValueError(f"must be {DEVICE_FORMS}")
+        return name

@@ -8,7 +8,11 @@ False)`` in its ``innerloop_ctx``. The configurations are timed round-robin (one
 per round, after one warm-up round) so that load changes on the machine hit all of them
 alike; the median is reported.
 
-    python scripts/bench_core.py [--repeats 10] [--quick] [--json]
+    python scripts/bench_core.py [--repeats 10] [--quick] [--json] [--device cuda]
+
+``--device`` (default ``cpu``) times the same benchmarks on that device: data and weights are
+drawn on the CPU exactly as without it, then moved; on a GPU each timed step ends with a
+``torch.cuda.synchronize``, so its queued work is inside the time.
 
 With ``--json`` the last line is one JSON object with every timing and ``speedup_vs_higher`` for
 the default setting (Omniglot 5w1s, 1 query per class, second order, best of loop and vmap).
@@ -131,7 +135,11 @@ def higher_step(
     return step
 
 
-def build(quick: bool) -> dict[str, Callable[[], float]]:
+def _on(data: tuple[Data, Data], device: torch.device) -> tuple[Data, Data]:
+    return tuple(tuple(t.to(device) for t in pair) for pair in data)  # type: ignore[return-value]
+
+
+def build(quick: bool, device: torch.device) -> dict[str, Callable[[], float]]:
     torch.manual_seed(0)
     runs: dict[str, Callable[[], float]] = {}
     settings: list[tuple[str, Any]] = [("sinusoid", None), ("omniglot_5w1s_q1", 1)]
@@ -141,18 +149,18 @@ def build(quick: bool) -> dict[str, Callable[[], float]]:
         for order in ("second", "first"):
             fo = order == "first"
             if queries is None:
-                support, query = sinusoid_data()
-                ours_model, lr = MLP(1, [40, 40], 1), 0.01
+                support, query = _on(sinusoid_data(), device)
+                ours_model, lr = MLP(1, [40, 40], 1).to(device), 0.01
                 ours_loss = mse_loss(ours_model)
                 theirs = nn.Sequential(
                     nn.Linear(1, 40), nn.ReLU(), nn.Linear(40, 40), nn.ReLU(), nn.Linear(40, 1)
-                )
+                ).to(device)
                 theirs_loss = F.mse_loss
             else:
-                support, query = omniglot_data(queries=queries)
-                ours_model, lr = Conv4(1, 5, 64, "stride", "batch", 28), 0.4
+                support, query = _on(omniglot_data(queries=queries), device)
+                ours_model, lr = Conv4(1, 5, 64, "stride", "batch", 28).to(device), 0.4
                 ours_loss = classification_loss(ours_model)
-                theirs, theirs_loss = higher_conv4(), F.cross_entropy
+                theirs, theirs_loss = higher_conv4().to(device), F.cross_entropy
             for mode in ("loop", "vmap"):
                 step = ours_step(ours_model, ours_loss, lr, fo, mode)
                 runs[f"{name}/{order}/{mode}"] = partial(step, support, query)
@@ -162,16 +170,22 @@ def build(quick: bool) -> dict[str, Callable[[], float]]:
 
 
 def time_round_robin(
-    runs: dict[str, Callable[[], float]], repeats: int, warmup: int = 1
+    runs: dict[str, Callable[[], float]],
+    repeats: int,
+    warmup: int = 1,
+    sync: Callable[[], None] = lambda: None,
 ) -> dict[str, float]:
+    """Median milliseconds per run; ``sync`` waits for a GPU's queued work (inside the time)."""
     for _ in range(warmup):
         for run in runs.values():
             run()
+    sync()
     samples: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(repeats):
         for key, run in runs.items():
             start = time.perf_counter()
             run()
+            sync()
             samples[key].append(time.perf_counter() - start)
     return {k: statistics.median(v) * 1e3 for k, v in samples.items()}
 
@@ -201,13 +215,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 repeats, no 15-query setting")
     parser.add_argument("--json", action="store_true", help="print one JSON object as last line")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: torch finds no CUDA GPU here; use --device cpu")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
     repeats = 3 if args.quick else args.repeats
-    ms = time_round_robin(build(args.quick), repeats)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    ms = time_round_robin(build(args.quick, device), repeats, sync=sync)
     text, summary = table(ms)
     print(
-        f"torch {torch.__version__}, {args.threads} threads, {platform.machine()}, "
+        f"torch {torch.__version__}, {args.threads} threads, {device} ({where}), "
         f"median of {repeats} round-robin repeats after 1 warm-up round"
     )
     print(text)
@@ -223,6 +243,8 @@ def main() -> None:
                     "ms": {k: round(v, 2) for k, v in ms.items()},
                     "repeats": repeats,
                     "threads": args.threads,
+                    "device": str(device),
+                    "device_name": where,
                     "torch": torch.__version__,
                 }
             )

@@ -3,8 +3,9 @@
 Each case trains a shipped config for a few iterations through the ``metarl train`` command, as a
 user would, then compares its ``metrics.jsonl`` and ``summary.json`` with the copy stored under
 ``scripts/reference_outputs/`` by ``--record``. Wall-clock entries (``time/*``, ``perf/*``,
-``*time_s``) are dropped before comparing; everything else must be equal exactly (floats
-included), so the check is only meaningful on the machine and torch build that recorded it.
+``*time_s``) and the description of the machine (``device``, ``device_name``) are dropped before
+comparing; everything else must be equal exactly (floats included), so the check is only
+meaningful on the machine and torch build that recorded it (on the CPU).
 
     python scripts/check_reference_outputs.py                 # compare every case
     python scripts/check_reference_outputs.py --only nav_maml  # one case
@@ -14,7 +15,8 @@ The Omniglot case reads the dataset from ``METARL_DATA`` (the folder holding ``o
 ``metarl train`` does.
 
 ``task_batching`` is pinned to ``vmap`` so that the timing-based ``auto`` choice cannot change
-the arithmetic between runs. Exit status 0 when every case matches, 1 otherwise.
+the arithmetic between runs, and ``train.device`` to ``cpu`` so that a GPU machine checks the
+same arithmetic. Exit status 0 when every case matches, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -68,11 +70,14 @@ CASES: dict[str, tuple[str, int, int, list[str]]] = {
 }
 
 
+MACHINE_KEYS = ("device", "device_name")
+
+
 def _numeric(record: dict) -> dict:
-    """Drop wall-clock entries, which differ between any two runs."""
+    """Drop wall-clock entries, which differ between any two runs, and the machine's name."""
     out = {}
     for key, value in record.items():
-        if key.startswith(("time/", "perf/")) or key.endswith("time_s"):
+        if key.startswith(("time/", "perf/")) or key.endswith("time_s") or key in MACHINE_KEYS:
             continue
         out[key] = _numeric(value) if isinstance(value, dict) else value
     return out
@@ -85,6 +90,7 @@ def run_case(name: str) -> dict:
         cmd = [sys.executable, "-m", "metarl.cli", "train", str(ROOT / config)]
         cmd += ["--run-dir", str(run_dir), "--iterations", str(iterations)]
         cmd += ["--eval-tasks", str(eval_tasks)]
+        cmd += ["--set", "train.device=cpu"]  # the references are CPU numbers (auto: a GPU)
         for item in sets:
             cmd += ["--set", item]
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)

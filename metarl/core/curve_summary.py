@@ -31,8 +31,9 @@ class AdaptationCurve:
 
 
 def summarize(metric: str, values: Tensor, steps: list[int] | None = None) -> AdaptationCurve:
-    """Summarise ``values`` shaped ``[len(steps), tasks]`` (one row per number of inner steps)."""
-    values = torch.as_tensor(values, dtype=torch.float64)
+    """Summarise ``values`` shaped ``[len(steps), tasks]`` (one row per number of inner steps);
+    computed on the CPU in float64 wherever the values were computed."""
+    values = torch.as_tensor(values).detach().to(device="cpu", dtype=torch.float64)
     if values.dim() != 2:
         raise ValueError(f"values must be [steps, tasks], got shape {tuple(values.shape)}")
     n = values.shape[1]

@@ -132,7 +132,11 @@ class Reptile(nn.Module):
         return {"optimizer_state": self.optimizer_state}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        self.optimizer_state = state["optimizer_state"]
+        """The carried state, moved to the parameters' device (it may come from another)."""
+        device = next(iter(self.params().values())).device
+        self.optimizer_state = pytree.tree_map(
+            lambda x: x.to(device) if isinstance(x, Tensor) else x, state["optimizer_state"]
+        )
 
     def start_state(self) -> AdamState | None:
         """The inner optimizer's state at the start of an adaptation (``None`` = fresh)."""

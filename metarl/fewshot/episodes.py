@@ -1,10 +1,15 @@
 """N-way K-shot episodes: the meta-batch (:class:`FewShotBatch`) and its sampler from a labelled
-image set (:class:`EpisodeSampler`, vectorised numpy indexing).
+image set (:class:`EpisodeSampler`, vectorised indexing).
 
 Images are held once, sorted by class, as uint8; a meta-batch is one fancy-indexing gather, an
-optional ``np.rot90`` per rotation angle, and one conversion to float32. With ``rotations=True``
-every class also appears rotated by 90, 180 and 270 degrees as three *new* classes (the Omniglot
-protocol of Santoro et al. 2016 and the MAML paper; use it on the training split only).
+optional rotation per angle, and one conversion to float32. With ``rotations=True`` every class
+also appears rotated by 90, 180 and 270 degrees as three *new* classes (the Omniglot protocol of
+Santoro et al. 2016 and the MAML paper; use it on the training split only).
+
+Where the batch is built: by default with numpy on the CPU (the fastest there). Given a
+``device``, the sampler holds the images as one uint8 tensor on that device and builds every
+batch there: the random draws are the same numpy ones (so the same seed gives the same tasks on
+any device), and only their small index arrays cross to the device, once per batch.
 """
 
 from __future__ import annotations
@@ -70,7 +75,8 @@ class EpisodeSampler:
     class-to-label assignment, ``num_shots + num_queries`` distinct images per class split into
     support and query (never overlapping), examples in random order. All randomness comes from the
     ``numpy.random.Generator`` passed to :meth:`sample_tasks`: the same generator state gives the
-    same tasks.
+    same tasks. ``device``: build the batches on that torch device (module docstring); the same
+    numbers as the default numpy path.
     """
 
     def __init__(
@@ -80,6 +86,7 @@ class EpisodeSampler:
         num_shots: int,
         num_queries: int,
         rotations: bool = False,
+        device: torch.device | str | None = None,
     ) -> None:
         for name, value, low in (
             ("num_ways", num_ways, 1),
@@ -123,6 +130,13 @@ class EpisodeSampler:
         self._counts = counts.astype(np.int64)
         self._starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         self._max_count = int(counts.max())
+        #: where batches are built (None: numpy on the CPU); the images are copied there once
+        self.device = None if device is None else torch.device(device)
+        self._device_images: Tensor | None = None
+        if self.device is not None:
+            self._device_images = torch.from_numpy(np.ascontiguousarray(self._images)).to(
+                self.device
+            )
 
     def class_name(self, sampled_class: int) -> str:
         """Readable name of a sampled class id (base class and rotation)."""
@@ -157,6 +171,11 @@ class EpisodeSampler:
         t, n, k, q = num_tasks, self.num_ways, self.num_shots, self.num_queries
         classes = self.sample_classes(t, rng)
         rows = self.sample_indices(classes, rng)
+        labels = np.broadcast_to(np.arange(n)[None, :, None], (t, n, k + q))
+        if self.device is not None:
+            support_order = rng.permuted(np.broadcast_to(np.arange(n * k), (t, n * k)), axis=1)
+            query_order = rng.permuted(np.broadcast_to(np.arange(n * q), (t, n * q)), axis=1)
+            return self._gather(classes, rows, labels, support_order, query_order)
         x = self._images[rows]  # [T, N, K+Q, H, W, C]
         if self.num_rotations > 1:
             rot = classes % self.num_rotations
@@ -164,13 +183,45 @@ class EpisodeSampler:
                 mask = rot == angle
                 if mask.any():
                     x[mask] = np.rot90(x[mask], angle, axes=(2, 3))
-        labels = np.broadcast_to(np.arange(n)[None, :, None], (t, n, k + q))
         support_order = rng.permuted(np.broadcast_to(np.arange(n * k), (t, n * k)), axis=1)
         query_order = rng.permuted(np.broadcast_to(np.arange(n * q), (t, n * q)), axis=1)
         sx, sy = _flatten(x[:, :, :k], labels[:, :, :k], support_order)
         qx, qy = _flatten(x[:, :, k:], labels[:, :, k:], query_order)
         return FewShotBatch(
             _to_float(sx), torch.from_numpy(sy), _to_float(qx), torch.from_numpy(qy)
+        )
+
+    def _gather(
+        self,
+        classes: np.ndarray,
+        rows: np.ndarray,
+        labels: np.ndarray,
+        support_order: np.ndarray,
+        query_order: np.ndarray,
+    ) -> FewShotBatch:
+        """The batch of the drawn indices, built on :attr:`device` from the images held there:
+        per example its image row, rotation and label, moved in one copy; then one gather, the
+        rotations (``torch.where``, no host sync) and the conversion to float."""
+        k = self.num_shots
+        t, n, m = rows.shape
+        rotation = np.broadcast_to((classes % self.num_rotations)[:, :, None], (t, n, m))
+        per_example = np.stack([rows, rotation, labels])  # [3, T, N, K+Q]
+        support = _flatten_indices(per_example[:, :, :, :k], support_order)
+        query = _flatten_indices(per_example[:, :, :, k:], query_order)
+        index = torch.from_numpy(np.concatenate([support, query], axis=2)).to(self.device)
+        image_rows, rotation_t, label = index  # each [T, N*K + N*Q]
+        x = self._device_images[image_rows]  # [T, M, H, W, C]
+        if self.num_rotations > 1:
+            for angle in (1, 2, 3):
+                turned = torch.rot90(x, angle, dims=(2, 3))
+                x = torch.where((rotation_t == angle)[:, :, None, None, None], turned, x)
+        x = x.to(torch.float32).mul_(_SCALE).permute(0, 1, 4, 2, 3)  # [T, M, C, H, W]
+        split = support.shape[2]
+        return FewShotBatch(
+            x[:, :split].contiguous(),
+            label[:, :split].contiguous(),
+            x[:, split:].contiguous(),
+            label[:, split:].contiguous(),
         )
 
 
@@ -182,11 +233,24 @@ def _flatten(x: np.ndarray, y: np.ndarray, order: np.ndarray) -> tuple[np.ndarra
     return x[rows, order], np.ascontiguousarray(y[rows, order], dtype=np.int64)
 
 
+def _flatten_indices(per_example: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``[F, T, N, E]`` per-example fields -> ``[F, T, N*E]`` in each task's example ``order``
+    (the same arrangement :func:`_flatten` gives the images)."""
+    f, t = per_example.shape[:2]
+    flat = per_example.reshape(f, t, -1)
+    return np.ascontiguousarray(flat[:, np.arange(t)[:, None], order], dtype=np.int64)
+
+
+# the float32 factor both paths scale uint8 pixels by (a multiplication, not a division by 255,
+# so that the device path gives bit-identical images)
+_SCALE = float(np.float32(1 / 255))
+
+
 def _to_float(x: np.ndarray) -> torch.Tensor:
     """uint8 ``[T, M, H, W, C]`` -> float32 ``[T, M, C, H, W]`` in [0, 1]."""
     # numpy, not torch: on few cores torch's uint8->float conversion of a permuted view was
     # ~200x slower here (40 ms vs 0.2 ms for 32 Omniglot tasks).
-    scaled = np.multiply(x.transpose(0, 1, 4, 2, 3), np.float32(1 / 255), dtype=np.float32)
+    scaled = np.multiply(x.transpose(0, 1, 4, 2, 3), np.float32(_SCALE), dtype=np.float32)
     return torch.from_numpy(np.ascontiguousarray(scaled))
 
 

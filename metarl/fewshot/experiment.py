@@ -1,5 +1,10 @@
 """The supervised few-shot experiment: tasks, model, meta-learner and outer optimizer, wired from
-a :class:`~metarl.fewshot.config.FewShotConfig` (follows ``metarl.run.experiment.Experiment``)."""
+a :class:`~metarl.fewshot.config.FewShotConfig` (follows ``metarl.run.experiment.Experiment``).
+
+Everything lives on ``device`` (the run layer resolves ``train.device`` to it): the model, the
+meta-learner's parameters (Meta-SGD's step sizes included), the optimizer state, every episode
+and the evaluation. The random draws are numpy's on the host, the same on every device.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from .learners import build_learner
 from .task_sources import SinusoidSource, build_model, build_source
 
 STREAMS = {"train": 0, "val": 1, "test": 2}
+CPU = torch.device("cpu")
 
 
 def seeded(seed: int, *stream: int) -> np.random.Generator:
@@ -32,10 +38,11 @@ def seeded(seed: int, *stream: int) -> np.random.Generator:
 class FewShotExperiment:
     progress_keys = ["train/loss", "train/accuracy", "perf/tasks_per_s"]
 
-    def __init__(self, cfg: FewShotConfig) -> None:
+    def __init__(self, cfg: FewShotConfig, device: torch.device | str = CPU) -> None:
         self.cfg = cfg
+        self.device = torch.device(device)
         self.rng = seeded(cfg.seed, STREAMS["train"])
-        self.source = build_source(cfg)
+        self.source = build_source(cfg, self.device)
         self.model = build_model(cfg, self.source)
         self.loss_fn = self.source.loss_fn(self.model)
         self.metric = self.source.metric
@@ -54,6 +61,7 @@ class FewShotExperiment:
 
         def run(mode: str) -> None:
             self.learner.probe(support, query, mode)
+            synchronize(self.device)  # time the computation, not its launch
 
         self.task_batching, self.batching_timings = choose_task_batching(run)
         self.learner.task_batching = self.task_batching
@@ -67,11 +75,13 @@ class FewShotExperiment:
         t1 = time.perf_counter()
         self._resolve_batching(support, query)
         loss, metrics, out = self.learner.meta_step(support, query, iteration, self.rng)
+        names = [k for k in metrics if k != "mse"]
+        # one copy to the host (on a GPU: waits for the step, so the times below are true)
+        values = torch.stack([loss.detach(), *(metrics[k].detach() for k in names)]).tolist()
         t2 = time.perf_counter()
-        out["train/loss"] = float(loss.detach())
-        for k, v in metrics.items():
-            if k != "mse":
-                out[f"train/{k}"] = float(v.detach()) * (100.0 if k == "accuracy" else 1.0)
+        out["train/loss"] = values[0]
+        for k, v in zip(names, values[1:]):
+            out[f"train/{k}"] = v * (100.0 if k == "accuracy" else 1.0)
         out["time/sample_s"] = t1 - t0
         out["time/step_s"] = t2 - t1
         out["perf/tasks_per_s"] = self.cfg.algo.meta_batch_size / max(t2 - t0, 1e-9)
@@ -93,13 +103,15 @@ class FewShotExperiment:
             support, query = self.source.sample(size, split, rng, ev.query)
             chunks.append(self.learner.curve(support, query, steps, rng)[self.metric])
             done += size
-        values = torch.cat(chunks, dim=1)
+        values = torch.cat(chunks, dim=1).cpu()
         if self.metric == "accuracy":
             values = values * 100.0
         return summarize(self.metric, values, list(range(steps + 1)))
 
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """The learner, optimizer and random streams (checkpoints save the tensors on the CPU;
+        :meth:`load_state_dict` takes them from any device onto this experiment's)."""
         return {
             **self.learner.state_dict(),  # "learner" and "optimizer"
             "rng": self.rng.bit_generator.state,
@@ -146,5 +158,11 @@ class FewShotExperiment:
         return extra
 
 
-def build(cfg: FewShotConfig) -> FewShotExperiment:
-    return FewShotExperiment(cfg)
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (a GPU runs asynchronously; a CPU does not)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def build(cfg: FewShotConfig, device: torch.device | str = CPU) -> FewShotExperiment:
+    return FewShotExperiment(cfg, device)

@@ -99,8 +99,14 @@ class GradientLearner(FewShotLearner):
         return {"learner": self.module.state_dict(), "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Load a state saved on any device: the optimizer's moments follow the parameters;
+        its step counts stay on the CPU, where Adam keeps them (not capturable or fused)."""
         super().load_state_dict(state)
         self.optimizer.load_state_dict(state["optimizer"])
+        for param_state in self.optimizer.state.values():
+            step = param_state.get("step")
+            if isinstance(step, Tensor) and step.device.type != "cpu":
+                param_state["step"] = step.cpu()
 
 
 class ProtoNetLearner(GradientLearner):
@@ -157,12 +163,13 @@ class ReptileLearner(FewShotLearner):
 
 
 def _rows(support: Any, batch_size: int | None, steps: int, rng) -> Tensor | None:
-    """Reptile's inner mini-batches for this meta-batch, or ``None`` (whole support set; a batch
-    of exactly the support size is each epoch reshuffled, the same thing)."""
+    """Reptile's inner mini-batches for this meta-batch on the support set's device, or ``None``
+    (whole support set; a batch of exactly the support size is each epoch reshuffled, the same
+    thing)."""
     tasks, examples = support[1].shape[:2]
     if batch_size is None or batch_size == examples:
         return None
-    return inner_batches(tasks, examples, batch_size, steps, rng)
+    return inner_batches(tasks, examples, batch_size, steps, rng).to(support[1].device)
 
 
 def is_head(name: str) -> bool:

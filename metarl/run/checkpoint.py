@@ -1,6 +1,8 @@
 """Checkpoints: written atomically (temp file, fsync, rename), read with ``weights_only=True``.
 
 A checkpoint holds tensors and plain Python data only, so loading it never runs pickled code.
+Its tensors are saved on the CPU and loaded with ``map_location`` onto the run's device, so a
+checkpoint written on a GPU evaluates on a CPU-only machine and back.
 """
 
 from __future__ import annotations
@@ -14,17 +16,19 @@ from typing import Any
 
 import torch
 
+from .device import to_device
 from .errors import UserError
 
 CHECKPOINT_NAME = "last.pt"
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Write ``state`` to ``path`` so that a crash at any moment leaves the old file intact."""
+    """Write ``state`` (its tensors moved to the CPU) to ``path`` so that a crash at any moment
+    leaves the old file intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()  # serialise in memory: torch.save on a full disk raises a RuntimeError
-    torch.save(state, buffer)  # ("unexpected pos"), a plain write raises OSError(ENOSPC)
+    torch.save(to_device(state, "cpu"), buffer)  # ("unexpected pos"), a write raises ENOSPC
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -40,8 +44,9 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint`; a bad file is a :class:`UserError`."""
+def load_checkpoint(path: str | Path, map_location: torch.device | str = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` with its tensors on ``map_location``
+    (the run's device; whatever device wrote them); a bad file is a :class:`UserError`."""
     path = Path(path)
     if not path.is_file():
         raise UserError(
@@ -49,7 +54,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             "(train.checkpoint_every) or the directory is not a metarl run"
         )
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         if "weights only load failed" in str(e).lower():  # a pickled global: code, refused
             raise UserError(

@@ -16,6 +16,8 @@ from metarl.core import AdaptationCurve
 class Experiment(Protocol):
     #: metric keys (as returned by ``train_iteration``) shown in the progress bar
     progress_keys: list[str]
+    # Optional: ``device: torch.device``, where the experiment computes (``train.device``
+    # resolved; printed at the start and written to summary.json). Without it: the CPU.
 
     def train_iteration(self, iteration: int) -> dict[str, float]:
         """One outer iteration. Returns scalars with namespaced keys: ``train/...``,
@@ -27,7 +29,8 @@ class Experiment(Protocol):
 
     def state_dict(self) -> dict[str, Any]:
         """Everything to resume bit-for-bit: tensors and plain Python data only (loadable with
-        ``torch.load(weights_only=True)``), random generator states included."""
+        ``torch.load(weights_only=True)``), random generator states included. Checkpoints save
+        the tensors on the CPU; ``load_state_dict`` gets them on the experiment's device."""
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 

@@ -24,6 +24,7 @@ from metarl.faults import EnvironmentFault
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import dump_config
+from .device import CPU, describe_device, device_summary, resolve_device, to_device
 from .errors import UserError
 from .experiment import Experiment
 from .lock import RunLock
@@ -33,21 +34,46 @@ from .progress import ProgressReporter
 from .rundir import CONFIG_NAME, checkpoint_path, create_run_dir, load_run_config
 
 
+def run_device(config: BaseModel) -> torch.device:
+    """The device a config's run computes on: ``train.device`` resolved on this machine (a
+    missing GPU is a :class:`UserError`). Meta-RL runs on the CPU for now: ``auto`` picks it,
+    an explicit GPU is an error naming the fix."""
+    name = config.train.device  # type: ignore[attr-defined]
+    device = resolve_device(name)
+    if config.domain == "rl":  # type: ignore[attr-defined]
+        if device.type != "cpu" and name != "auto":
+            raise UserError(
+                f"`train.device` = {name!r}: meta-RL runs on the CPU so far (the few-shot domain "
+                "uses the GPU); set `train.device: cpu` or `auto`"
+            )
+        return CPU
+    return device
+
+
+def experiment_device(experiment: Experiment) -> torch.device:
+    """Where ``experiment`` computes (experiments without a ``device`` run on the CPU)."""
+    return getattr(experiment, "device", CPU)
+
+
 def build_experiment(config: BaseModel) -> Experiment:
     """The domain's experiment for a validated config, with the run's torch thread count applied
-    (every command builds through here: train, evaluate and adapt alike)."""
+    and ``train.device`` resolved (every command builds through here: train, evaluate and adapt
+    alike)."""
     threads = config.train.num_threads  # type: ignore[attr-defined]
     if threads:
         torch.set_num_threads(threads)
     domain = config.domain  # type: ignore[attr-defined]
-    if domain == "fewshot":
-        from metarl.fewshot.experiment import build
-    elif domain == "rl":
-        from metarl.rl.experiment import build
-    else:  # validate() already rejects this
+    if domain not in ("fewshot", "rl"):  # validate() already rejects this
         raise UserError(f"unknown domain {domain!r}")
+    device = run_device(config)
     try:
-        return build(config)
+        if domain == "fewshot":
+            from metarl.fewshot.experiment import build as build_fewshot
+
+            return build_fewshot(config, device=device)  # type: ignore[arg-type]
+        from metarl.rl.experiment import build as build_rl
+
+        return build_rl(config)  # type: ignore[arg-type]
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e)) from None
 
@@ -66,10 +92,11 @@ def opened_experiment(config: BaseModel) -> Iterator[Experiment]:
 
 
 def restore_state(experiment: Experiment, state: dict[str, Any], run_dir: Path) -> None:
-    """Load a checkpoint's experiment state; one that does not fit the config is a
-    :class:`UserError` that names the checkpoint (the run directory is left as it was)."""
+    """Load a checkpoint's experiment state onto the experiment's device (wherever it was
+    saved or loaded); one that does not fit the config is a :class:`UserError` that names the
+    checkpoint (the run directory is left as it was)."""
     try:
-        experiment.load_state_dict(state["experiment"])
+        experiment.load_state_dict(to_device(state["experiment"], experiment_device(experiment)))
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
         detail = " ".join(str(e).split())  # torch's load_state_dict message spans lines
         raise UserError(
@@ -84,7 +111,8 @@ def restored_experiment(
 ) -> Iterator[tuple[Experiment, dict[str, Any]]]:
     """The experiment of ``run_dir``'s last checkpoint, closed on the way out; yields it with the
     checkpoint (``iteration``, ...). ``config`` defaults to the run's saved one. The checkpoint
-    is read before the (possibly slow) build, so a missing or corrupt one fails first."""
+    is read before the (possibly slow) build, so a missing or corrupt one fails first (read onto
+    the CPU; :func:`restore_state` moves it onto the experiment's device)."""
     if config is None:
         config = load_run_config(run_dir)
     state = load_checkpoint(checkpoint_path(run_dir))
@@ -170,17 +198,21 @@ def _train(
 ) -> dict[str, Any]:
     cfg: Any = config
     experiment = stack.enter_context(opened_experiment(config))  # closes sampler workers
+    device = experiment_device(experiment)
     if not resume:
         create_run_dir(run_dir, config)
         stack.enter_context(RunLock(run_dir))
         console.print(f"run directory: {run_dir}")
     start, elapsed_before = 0, 0.0
     if resume:
-        state = checkpoint if checkpoint is not None else load_checkpoint(checkpoint_path(run_dir))
+        if checkpoint is None:
+            checkpoint = load_checkpoint(checkpoint_path(run_dir), map_location=device)
+        state = checkpoint
         restore_state(experiment, state, run_dir)
         (run_dir / CONFIG_NAME).write_text(dump_config(config))  # only once the state fits
         start, elapsed_before = int(state["iteration"]), float(state.get("elapsed_s", 0.0))
         console.print(f"resuming {run_dir} from iteration {start}")
+    console.print(describe_device(device), markup=False, highlight=False)
     describe = getattr(experiment, "describe", None)  # optional: e.g. the resolved sampler
     if describe is not None:
         console.print(describe(), markup=False, highlight=False)
@@ -227,6 +259,7 @@ def _train(
         "domain": cfg.domain,
         "iterations": done,
         "seed": cfg.seed,
+        **device_summary(device),
         "train_time_s": round(train_time, 2),
         "eval_time_s": round(eval_time, 2),
         "eval": curve.as_dict(),
@@ -245,11 +278,9 @@ def evaluate_run(
     """Re-evaluate the last checkpoint of a run; writes ``evaluations/<split>-<tasks>.json``."""
     with restored_experiment(run_dir, config) as (experiment, state):
         curve = experiment.evaluate(tasks, split)
+        device = device_summary(experiment_device(experiment))
     out = run_dir / "evaluations" / f"{split}-{curve.num_tasks}tasks.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {"iteration": state["iteration"], "split": split, "eval": curve.as_dict()}, indent=2
-        )
-    )
+    record = {"iteration": state["iteration"], "split": split, **device, "eval": curve.as_dict()}
+    out.write_text(json.dumps(record, indent=2))
     return curve

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The few-shot device checks on one CUDA GPU, in order, within about 10 minutes:
+#
+#   1. the device tests (the CUDA-only ones run here; CI has no GPU);
+#   2. scripts/bench_core.py --device cuda (the core's MAML meta-iteration timings on the GPU);
+#   3. as much as fits of Omniglot 5-way 1-shot MAML and ProtoNets at their full budgets
+#      (configs/fewshot/omniglot_5w1s_{maml,protonets}.yaml, train.device=cuda), each stopped by
+#      `timeout` at the end of its time share, then `metarl evaluate` of its last checkpoint on
+#      the configs' 600 test tasks. Run the script again with the same output directory and each
+#      run continues from its checkpoint (`metarl train --resume`) for another time share.
+#
+#   scripts/gpu_reproduce.sh [OUT_DIR]        # OUT_DIR: $1, else $OUT, else runs/gpu
+#
+# Everything it writes goes under OUT_DIR: logs, bench_core.json, the run directories and the
+# decoded-image cache. The Omniglot zips are read from $METARL_DATA/omniglot (default
+# data/omniglot); without them step 3 is skipped. Time shares in seconds, overridable:
+# MAML_SECONDS (default 150), PROTONETS_SECONDS (default 100). Exit status: that of the tests.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+OUT_DIR="${1:-${OUT:-runs/gpu}}"
+mkdir -p "$OUT_DIR"
+OUT_DIR="$(cd "$OUT_DIR" && pwd)"
+export METARL_DATA="${METARL_DATA:-data}"
+export METARL_CACHE="${METARL_CACHE:-$OUT_DIR/cache}"
+export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+MAML_SECONDS="${MAML_SECONDS:-150}"
+PROTONETS_SECONDS="${PROTONETS_SECONDS:-100}"
+
+python - <<'EOF' | tee "$OUT_DIR/gpu.txt"
+import torch
+
+if not torch.cuda.is_available():
+    raise SystemExit(f"no CUDA GPU visible to torch {torch.__version__}; run this on a GPU machine")
+print(f"GPU: {torch.cuda.get_device_name()} (torch {torch.__version__}, CUDA {torch.version.cuda})")
+EOF
+
+step() { printf '\n== %s  [%s]\n' "$1" "$(date +%H:%M:%S)"; }
+
+step "1. device tests"
+tests_rc=0
+python -m pytest -q -p no:cacheprovider tests/run/test_device.py \
+    tests/fewshot/test_fewshot_device.py 2>&1 | tee "$OUT_DIR/tests.log" || tests_rc=$?
+
+step "2. bench_core.py --device cuda"
+python scripts/bench_core.py --device cuda --json | tee "$OUT_DIR/bench_core.log"
+tail -n 1 "$OUT_DIR/bench_core.log" > "$OUT_DIR/bench_core.json"
+
+# Train CONFIG (or continue its run) for at most SECONDS, then evaluate the last checkpoint.
+train_for() {
+    local name="$1" seconds="$2"
+    local config="configs/fewshot/$name.yaml" run="$OUT_DIR/gpu_$name" rc=0
+    step "3. $name: train for at most ${seconds}s, then evaluate"
+    if [[ -f "$run/checkpoints/last.pt" ]]; then
+        timeout --signal=INT --kill-after=30 "$seconds" \
+            python -m metarl.cli train --resume "$run" 2>&1 | tee -a "$run.log" || rc=$?
+    else
+        rm -rf "$run"  # a run killed before its first checkpoint: start again
+        timeout --signal=INT --kill-after=30 "$seconds" \
+            python -m metarl.cli train "$config" --run-dir "$run" --set train.device=cuda \
+            --set train.checkpoint_every=250 2>&1 | tee "$run.log" || rc=$?
+    fi
+    case "$rc" in
+        0) echo "$name: the full budget finished" ;;
+        124 | 130) echo "$name: stopped at its time share (continue: rerun this script)" ;;
+        *) echo "$name: metarl train failed with exit status $rc"; return "$rc" ;;
+    esac
+    if [[ ! -f "$run/checkpoints/last.pt" ]]; then
+        echo "$name: no checkpoint within ${seconds}s; nothing to evaluate"
+        return 0
+    fi
+    python -m metarl.cli evaluate "$run" --split test 2>&1 | tee "$run.evaluate.log"
+}
+
+if [[ -f "$METARL_DATA/omniglot/images_background.zip" || -d "$METARL_DATA/omniglot/images_background" ]]; then
+    train_for omniglot_5w1s_maml "$MAML_SECONDS"
+    train_for omniglot_5w1s_protonets "$PROTONETS_SECONDS"
+else
+    step "3. skipped: no Omniglot at $METARL_DATA/omniglot (set METARL_DATA)"
+fi
+
+step "done: $OUT_DIR (device tests exit status $tests_rc)"
+exit "$tests_rc"
