@@ -4,7 +4,7 @@
                  [--device auto|cpu|cuda|cuda:N]
     metarl train --resume RUN_DIR [--iterations N] [--device D]
     metarl evaluate RUN_DIR [--split test] [--tasks N] [--device D]
-    metarl adapt RUN_DIR --task velocity=2.5 [--task ...] [--steps 3] [--episodes 20] [--video F]
+    metarl adapt RUN_DIR --task velocity=2.5 [--task ...] [--steps 3] [--episodes 20] [--video F [--video-before]]
     metarl compare RUN_DIR [RUN_DIR ...] [--group-by config|KEY] [--out F.png] [--json F]
                    [--markdown]
     metarl baselines CONFIG [--run-dir DIR] [--maml RUN_DIR ...] [--methods a,b] [--set k=v ...]
@@ -79,7 +79,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--steps", type=int, default=3, help="inner gradient steps (default 3)")
     a.add_argument("--episodes", type=int, default=20, help="episodes per step (default 20)")
-    a.add_argument("--video", type=Path, help="record an episode of the adapted policy (mp4)")
+    a.add_argument(
+        "--video",
+        type=Path,
+        help="record an episode of the adapted policy on the first task (mp4 or gif; real "
+        "time, the camera on the agent)",
+    )
+    a.add_argument(
+        "--video-before",
+        action="store_true",
+        help="with --video: the policy before adaptation beside the adapted one",
+    )
 
     c = sub.add_parser(
         "compare", help="finished runs per seed and aggregated across seeds (IQM, bootstrap CI)"
@@ -267,7 +277,11 @@ def cmd_adapt(args: argparse.Namespace, console: Console) -> int:
     _positive("--steps", args.steps)
     _positive("--episodes", args.episodes)
     tasks = [parse_task(t) for t in args.task]
-    adaptmod.adapt_run(args.run_dir, tasks, args.steps, args.episodes, args.video, console)
+    if args.video_before and args.video is None:
+        raise UserError("--video-before goes with --video FILE (the video to write)")
+    adaptmod.adapt_run(
+        args.run_dir, tasks, args.steps, args.episodes, args.video, console, args.video_before
+    )
     return 0
 
 

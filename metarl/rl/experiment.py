@@ -31,7 +31,9 @@ from .config import InnerConfig, RLConfig
 from .diagnostics import policy_diagnostics
 from .inner_loop import InnerLoop
 from .policies import Policy, make_policy
+from .sampling.actions import ActionMap
 from .sampling.sampler import Sampler
+from .video import record_video
 
 SPLITS = {"test": 0, "val": 1, "train": 2}
 
@@ -211,37 +213,26 @@ class RLExperiment:
             per_task = unstack_params(adapted)
         return rows, per_task
 
-    def record_video(self, params: Params, task: dict, path: Path, fps: int = 30) -> Path:
-        """Render one episode of the policy's mean action on ``task`` to ``path`` (mp4/gif).
+    def policy_params(self) -> Params:
+        """The meta-learned policy's parameters (detached copies)."""
+        return {k: v.detach().clone() for k, v in named_params(self.policy).items()}
 
-        Needs imageio (``pip install 'metarl[video]'``, else ``ImportError``) and an env with
-        ``rgb_array`` rendering (MuJoCo families; headless: ``MUJOCO_GL=egl``).
-        """
-        try:
-            import imageio.v2 as imageio
-        except ImportError as e:
-            raise ImportError("recording videos needs imageio: pip install 'metarl[video]'") from e
-        env = gymnasium.make(
+    def record_video(self, params: list[Params], labels: list[str], task: dict, path: Path) -> Path:
+        """One episode per parameter dict on ``task``, side by side, in real time, the camera
+        on the agent (:mod:`metarl.rl.video`)."""
+        sc = self.cfg.sampler
+        return record_video(
             self.cfg.env.id,
-            render_mode="rgb_array",
-            max_episode_steps=self.sampler.horizon,
-            **self.cfg.env.kwargs,
+            self.cfg.env.kwargs,
+            self.sampler.horizon,
+            self.policy,
+            params,
+            labels,
+            task,
+            self.cfg.seed,
+            ActionMap(sc.clip_actions, sc.rescale_actions, sc.action_scale),
+            path,
         )
-        env.unwrapped.set_task(task)
-        obs, _ = env.reset(seed=self.cfg.seed)
-        frames = [env.render()]
-        done = False
-        while not done:
-            with torch.no_grad():
-                dist = self.policy.dist(params, torch.as_tensor(obs, dtype=torch.float32))
-            action = dist[0].argmax(-1) if self.policy.discrete else dist[0]
-            obs, _, terminated, truncated, _ = env.step(action.numpy())
-            frames.append(env.render())
-            done = terminated or truncated
-        env.close()
-        path = Path(path)
-        imageio.mimsave(path, frames, fps=fps)
-        return path
 
     # -- checkpoints and summary --------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ def adapt_run(
     episodes: int,
     video: Path | None,
     console: Console,
+    video_before: bool = False,
 ) -> Path:
     """Print returns after 0..``steps`` inner steps per task; save the adapted parameters."""
     config = load_run_config(run_dir)
@@ -55,11 +56,18 @@ def adapt_run(
         )
         console.print(f"adapted parameters: {out}")
         if video is not None:
+            params, labels = [adapted[0]], [f"after {steps} step{'' if steps == 1 else 's'}"]
+            if video_before:
+                params.insert(0, experiment.policy_params())  # type: ignore[attr-defined]
+                labels.insert(0, "before adaptation")
             try:
-                experiment.record_video(adapted[0], tasks[0], video)  # type: ignore[attr-defined]
+                experiment.record_video(params, labels, tasks[0], video)  # type: ignore[attr-defined]
             except ImportError as e:
                 raise UserError(
                     f"--video needs the video extra: pip install 'metarl[video]' ({e})"
                 ) from None
-            console.print(f"video of the adapted policy on {json.dumps(tasks[0])}: {video}")
+            what = (
+                "the policy before and after adaptation" if video_before else "the adapted policy"
+            )
+            console.print(f"video of {what} on {json.dumps(tasks[0])}: {video}")
     return out
