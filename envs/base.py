@@ -46,6 +46,9 @@ class TaskParam:
     choices: tuple[float, ...] | None = None
     integer: bool = False
     doc: str = ""
+    #: the value of the unmodified env (dynamics families), which :meth:`TaskEnvMixin.complete_task`
+    #: fills in for a parameter left out; None where there is none (goals, velocities)
+    nominal: float | None = None
 
     def describe(self) -> str:
         """Short text for tables: sampling range and valid range."""
@@ -197,6 +200,30 @@ class TaskEnvMixin:
 
     def _validate_extra(self, task: dict) -> None:
         """Hook for cross-field checks (e.g. rows of a transition matrix sum to 1)."""
+
+    def complete_task(self, partial: dict) -> dict:
+        """A whole task from some of its parameters: each parameter left out takes its
+        ``nominal`` value (the unmodified env), and a number given for a vector parameter
+        applies to every element (``{"body_mass": 1.0}``: every body 1.5x heavier in the
+        random-parameter families). Raises ``ValueError`` naming a left-out parameter that has
+        no nominal value; the result still goes through :meth:`validate_task`."""
+        if not isinstance(partial, dict):
+            return partial  # validate_task names the problem
+        shapes = self.task_shapes()
+        task = dict(partial)
+        for p in self.task_params:
+            shape = shapes[p.name]
+            if p.name not in task:
+                if p.nominal is None:
+                    raise ValueError(
+                        f"{type(self).__name__}: task parameter {p.name!r} has no default; give "
+                        f"it (valid keys: {self._valid_text()})"
+                    )
+                task[p.name] = p.nominal
+            value = task[p.name]
+            if shape != () and isinstance(value, (int, float)) and not isinstance(value, bool):
+                task[p.name] = _to_python(np.full(shape, float(value)))
+        return self.validate_task(task)
 
     # ------------------------------------------------------------------ set / get
     def set_task(self, task: dict) -> None:

@@ -34,10 +34,10 @@ class CartPoleDynamicsEnv(TaskEnvMixin, CartPoleEnv):
 
     task_kind = "dynamics"
     task_params = (
-        TaskParam("gravity", 4.9, 14.7, valid_low=0.0, valid_high=100.0),
-        TaskParam("masscart", 0.5, 2.0, valid_low=1e-3, valid_high=100.0),
-        TaskParam("masspole", 0.05, 0.2, valid_low=1e-3, valid_high=100.0),
-        TaskParam("length", 0.25, 1.0, valid_low=1e-3, valid_high=100.0),
+        TaskParam("gravity", 4.9, 14.7, valid_low=0.0, valid_high=100.0, nominal=9.8),
+        TaskParam("masscart", 0.5, 2.0, valid_low=1e-3, valid_high=100.0, nominal=1.0),
+        TaskParam("masspole", 0.05, 0.2, valid_low=1e-3, valid_high=100.0, nominal=0.1),
+        TaskParam("length", 0.25, 1.0, valid_low=1e-3, valid_high=100.0, nominal=0.5),
     )
     horizon = 500
 
@@ -69,9 +69,9 @@ class PendulumDynamicsEnv(TaskEnvMixin, PendulumEnv):
 
     task_kind = "dynamics"
     task_params = (
-        TaskParam("mass", 0.5, 2.0, valid_low=1e-3, valid_high=100.0),
-        TaskParam("length", 0.5, 2.0, valid_low=1e-3, valid_high=100.0),
-        TaskParam("gravity", 5.0, 15.0, valid_low=0.0, valid_high=100.0),
+        TaskParam("mass", 0.5, 2.0, valid_low=1e-3, valid_high=100.0, nominal=1.0),
+        TaskParam("length", 0.5, 2.0, valid_low=1e-3, valid_high=100.0, nominal=1.0),
+        TaskParam("gravity", 5.0, 15.0, valid_low=0.0, valid_high=100.0, nominal=10.0),
     )
     horizon = 200
 

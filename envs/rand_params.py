@@ -37,7 +37,14 @@ class _RandParamsMixin(MujocoTaskMixin):
     task_kind = "dynamics"
     task_params = tuple(
         TaskParam(
-            f, -3.0, 3.0, valid_low=-10.0, valid_high=10.0, shape=None, doc=f"log_1.5 scale of {f}"
+            f,
+            -3.0,
+            3.0,
+            valid_low=-10.0,
+            valid_high=10.0,
+            shape=None,
+            doc=f"log_1.5 scale of {f}",
+            nominal=0.0,
         )
         for f in FIELDS
     )

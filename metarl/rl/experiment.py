@@ -184,7 +184,8 @@ class RLExperiment:
     def adapt_to_tasks(
         self, tasks: list[dict], steps: int, episodes: int
     ) -> tuple[list[list[float]], list[Params]]:
-        """Adapt the meta-policy to given task dicts (``metarl adapt``).
+        """Adapt the meta-policy to given task dicts (``metarl adapt``); a dynamics family's
+        parameters left out keep the unmodified env's values (``envs`` ``complete_task``).
 
         Returns one row per task, the mean return after 0..``steps`` inner steps, and the
         adapted parameters of each task. Invalid tasks raise ``ValueError`` from the env's
@@ -192,8 +193,11 @@ class RLExperiment:
         """
         if steps < 0 or episodes < 1:
             raise ValueError(f"need steps >= 0 and episodes >= 1, got {steps} and {episodes}")
+        # parameters left out take the unmodified env's values (dynamics families); the env
+        # validates: ValueError names valid keys and ranges
+        tasks = [self.task_env.complete_task(task) for task in tasks]
         for task in tasks:
-            self.task_env.set_task(task)  # validates: ValueError names valid keys and ranges
+            self.task_env.set_task(task)
         rng = np.random.default_rng([self.cfg.seed, 11])
         params = named_params(self.policy)
         values, adapted = self.inner.adaptation_returns(

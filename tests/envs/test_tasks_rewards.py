@@ -202,6 +202,28 @@ def test_classic_dynamics_apply():
     assert (p.m, p.l, p.g) == (2.0, 0.5, 12.0)
 
 
+def test_a_partial_dynamics_task_keeps_the_unmodified_env_elsewhere():
+    """What `metarl adapt --task body_mass=1.0` passes: one number for a vector parameter
+    scales every element; the parameters left out keep the unmodified model."""
+    env = make("metarl/HalfCheetahRandParams-v0")
+    base_mass, base_damping = env.model.body_mass.copy(), env.model.dof_damping.copy()
+    env.set_task(env.complete_task({"body_mass": 1.0}))
+    np.testing.assert_allclose(env.model.body_mass, base_mass * 1.5)
+    np.testing.assert_allclose(env.model.dof_damping, base_damping)
+    cart = make("metarl/CartPoleDynamics-v0")
+    cart.set_task(cart.complete_task({"gravity": 30.0}))  # outside the training range [4.9, 14.7]
+    reference = gymnasium.make("CartPole-v1").unwrapped  # Gymnasium's own constants
+    assert cart.gravity == 30.0 and cart.masspole == reference.masspole
+    assert (cart.masscart, cart.length) == (reference.masscart, reference.length)
+    pendulum = make("metarl/PendulumDynamics-v0")
+    pendulum.set_task(pendulum.complete_task({"mass": 3.0}))
+    assert (pendulum.l, pendulum.g) == (1.0, gymnasium.make("Pendulum-v1").unwrapped.g)
+    with pytest.raises(ValueError, match="'velocity' has no default; give it"):
+        make("metarl/HalfCheetahVel-v0").complete_task({})
+    with pytest.raises(ValueError, match="unknown task keys"):
+        cart.complete_task({"gravty": 3.0})
+
+
 # ----------------------------------------------------------------------------- instability
 def test_single_env_nan_terminates():
     env = make("metarl/HalfCheetahVel-v0")

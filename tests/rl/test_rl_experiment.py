@@ -105,6 +105,18 @@ def test_adapt_to_tasks_and_invalid_task(tmp_path):
     assert exp.summary_extra()["sampler_backend"] == "batched"
 
 
+def test_adapting_to_new_dynamics_with_a_partial_task():
+    """`metarl adapt RUN --task gravity=30` on a dynamics family: the other parameters keep
+    the unmodified env's values, and a value outside the training range is accepted."""
+    data = small_config("maml_trpo").model_dump(mode="json")
+    data["env"] = {"id": "metarl/PendulumDynamics-v0", "horizon": 20}
+    exp = build(RLConfig.model_validate(data))
+    rows, _ = exp.adapt_to_tasks([{"gravity": 30.0}, {"mass": 0.1, "length": 3.0}], 1, 2)
+    assert len(rows) == 2 and all(len(r) == 2 for r in rows)
+    assert exp.task_env.get_task() == {"mass": 0.1, "length": 3.0, "gravity": 10.0}
+    exp.close()
+
+
 def test_config_rejects_unknown_env_and_keys():
     with pytest.raises(ValidationError, match="registered metarl ids"):
         RLConfig.model_validate({"train": {"iterations": 1}, "env": {"id": "metarl/Nope-v0"}})
