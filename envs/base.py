@@ -11,6 +11,10 @@ two ranges:
   be used for adaptation; only nonsense (unknown key, wrong type or shape, NaN/inf, a value
   outside the hard validity range such as a negative mass) raises ``ValueError``.
 
+:meth:`TaskEnvMixin.complete_task` makes a whole task from some of its parameters (the others
+take their ``nominal`` value, the unmodified env's; a number fills a vector parameter), which is
+how ``metarl adapt --task gravity=30`` names a dynamics variant.
+
 Without a task set by :meth:`set_task` (or ``reset(options={"task": ...})``), an environment draws
 a fresh task from its own ``np_random`` at each reset, so it is an ordinary MDP.
 
