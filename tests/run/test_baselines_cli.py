@@ -58,18 +58,15 @@ def test_baselines_train_then_collect_and_report(tmp_path):
     # the random-init baseline is MAML's evaluation of an untrained policy: two points
     assert len(json.loads((out / "random" / "summary.json").read_text())["eval"]["mean"]) == 2
 
+    # collected again without retraining; one method per process, the others' runs still fill
+    # the table
     stamps = {m: (out / m / "summary.json").stat().st_mtime_ns for m in ("pretrained", "rl2")}
-    again = run_cli("baselines", str(config), "--run-dir", str(out), "--maml", str(maml))
+    again = run_cli("baselines", str(config), "--run-dir", str(out), "--methods", "oracle")
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count("complete, collected") == 3
+    assert again.stdout.count("complete, collected") == 1
     assert stamps == {m: (out / m / "summary.json").stat().st_mtime_ns for m in stamps}
-    assert (out / "baselines.md").read_text() == table
-    # one method at a time (e.g. two processes): the others' finished runs still fill the table
-    one = run_cli("baselines", str(config), "--run-dir", str(out), "--methods", "oracle")
-    assert one.returncode == 0, one.stderr
-    assert one.stdout.count("complete, collected") == 1
-    assert "MAML" not in (out / "baselines.md").read_text().split("paper")[0]
-    assert "| RL² |" in (out / "baselines.md").read_text()
+    rows = (out / "baselines.md").read_text()
+    assert "| RL² |" in rows and "| random init |" in rows and "| MAML |" not in rows
     bad = run_cli("baselines", str(config), "--run-dir", str(out), "--methods", "oracel")
     assert bad.returncode == 2 and "unknown ['oracel']" in bad.stderr
 
