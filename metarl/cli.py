@@ -155,6 +155,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     pl.add_argument("--out", type=Path, required=True, help="PNG file to write")
     pl.add_argument("--smooth", type=int, default=1, help="moving average over N logged points")
+    pl.add_argument(
+        "--x",
+        default="iteration",
+        metavar="KEY",
+        help="the x-axis: iteration (default) or a logged key, e.g. train/env_steps to compare "
+        "methods (MAML, Reptile, ProMP, the SB3 baselines) at equal env steps",
+    )
     pl.add_argument("--label", action="append", help="legend label per run (in order)")
     pl.add_argument(
         "--reference",
@@ -341,7 +348,7 @@ def cmd_plot(args: argparse.Namespace, console: Console) -> int:
         if not sep or not label:
             raise UserError(f"--reference takes LABEL=NUMBER, got {item!r}")
     metrics = args.metric or ["train/return_after"]
-    path = plot_runs(args.run_dirs, metrics, args.out, args.smooth, args.label, reference)
+    path = plot_runs(args.run_dirs, metrics, args.out, args.smooth, args.label, reference, x=args.x)
     console.print(f"wrote {path}")
     return 0
 

@@ -109,6 +109,9 @@ class RLExperiment:
         )
         self.algo = self._make_learner()
         self.iteration = 0
+        #: training env steps so far (logged as ``train/env_steps``, the x-axis of learning
+        #: curves against samples); None for runs resumed from checkpoints that lack it
+        self.env_steps: int | None = 0
 
     def _make_learner(self) -> MAMLTRPO | ReptileRL | ProMP | None:
         """The outer learner ``algo.name`` names (subclasses that train otherwise: None)."""
@@ -135,6 +138,9 @@ class RLExperiment:
             "time/inner_s": m["inner_s"] - sample_s,
             "time/outer_s": m["outer_s"],
         }
+        if self.env_steps is not None:
+            self.env_steps += int(m["env_steps"])
+            out["train/env_steps"] = float(self.env_steps)
         for key in (
             "kl",
             "surrogate_change",
@@ -246,6 +252,7 @@ class RLExperiment:
             **({"inner_lrs": {k: v.clone() for k, v in learned.items()}} if learned else {}),
             **({"learner": self.algo.state_dict()} if hasattr(self.algo, "state_dict") else {}),
             "iteration": self.iteration,
+            "env_steps": self.env_steps,
             "task_rng": self.task_rng.bit_generator.state,
             "sample_rng": self.sample_rng.bit_generator.state,
         }
@@ -257,6 +264,7 @@ class RLExperiment:
         if "learner" in state:  # the learner's own state (ProMP: its Adam moments and eta)
             self.algo.load_state_dict(state["learner"])
         self.iteration = int(state["iteration"])
+        self.env_steps = state.get("env_steps")  # absent in checkpoints of older versions
         self.task_rng.bit_generator.state = state["task_rng"]
         self.sample_rng.bit_generator.state = state["sample_rng"]
 

@@ -138,7 +138,6 @@ class SB3BaselineExperiment(RLExperiment):
                 f"of one rollout, n_steps x num_envs = {self.model.n_steps} x {b.num_envs} = "
                 f"{rollout}; change algo.env_steps_per_iteration or algo.kwargs.n_steps"
             )
-        self.env_steps = 0
         self._sync_policy()
 
     # -- pieces -------------------------------------------------------------------------------
@@ -183,7 +182,7 @@ class SB3BaselineExperiment(RLExperiment):
                 self.baseline.env_steps_per_iteration, reset_num_timesteps=iteration == 0
             )
         seconds = time.perf_counter() - t0
-        self.env_steps += self.baseline.env_steps_per_iteration
+        self.env_steps = (self.env_steps or 0) + self.baseline.env_steps_per_iteration
         self._sync_policy()
         self.iteration = iteration + 1
         episodes = list(self.model.ep_info_buffer)
@@ -248,7 +247,6 @@ class SB3BaselineExperiment(RLExperiment):
             "sb3_num_timesteps": int(self.model.num_timesteps),
             "sb3_n_updates": int(getattr(self.model, "_n_updates", 0)),
             "sb3_rng": self.rng_state.state_dict(),
-            "env_steps": self.env_steps,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -258,7 +256,6 @@ class SB3BaselineExperiment(RLExperiment):
         self.model.num_timesteps = int(state["sb3_num_timesteps"])
         self.model._n_updates = int(state["sb3_n_updates"])
         self.rng_state.load_state_dict(state["sb3_rng"])
-        self.env_steps = int(state["env_steps"])
         self._sync_policy()
 
     def reference_curves(self) -> dict[str, list[float]]:

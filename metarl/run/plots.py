@@ -77,14 +77,15 @@ def plot_adaptation_curve(
 
 
 def plot_learning_curves(
-    series: dict[str, tuple[list[int], list[float]]],
+    series: dict[str, tuple[list[float], list[float]]],
     metric: str,
     path: Path,
     smooth: int = 1,
     reference: dict[str, float] | None = None,
+    xlabel: str = "outer iteration",
 ) -> Path:
-    """One line per run (``{label: (iterations, values)}``) of ``metric`` against the outer
-    iteration, each a trailing moving average over ``smooth`` logged points; ``reference`` adds
+    """One line per run (``{label: (x values, values)}``) of ``metric`` against ``xlabel``'s
+    quantity, each a trailing moving average over ``smooth`` logged points; ``reference`` adds
     dashed horizontal lines (``{"MAML paper, 1 step": -78.6}``)."""
     fig, ax = plt.subplots(figsize=(6, 3.8), dpi=120)
     for label, (iterations, values) in series.items():
@@ -96,7 +97,7 @@ def plot_learning_curves(
         ax.plot(iterations, averaged, label=label, lw=1.2)
     for i, (label, value) in enumerate((reference or {}).items()):
         ax.axhline(value, ls="--", lw=0.9, color=f"C{(len(series) + i) % 10}", label=label)
-    ax.set_xlabel("outer iteration")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(metric + (f" (moving average of {smooth})" if smooth > 1 else ""))
     return _save(fig, ax, path)
 

@@ -117,6 +117,32 @@ def test_adapting_to_new_dynamics_with_a_partial_task():
     exp.close()
 
 
+def test_env_steps_are_counted_for_learning_curves_against_samples(tmp_path):
+    """``train/env_steps`` counts every training step (Pendulum never ends early: 8 tasks x 8
+    episodes x 2 sampling rounds x 20 steps per iteration) and survives a checkpoint."""
+    from rich.console import Console
+
+    from metarl.run.learning_curves import load_series, plot_runs
+    from metarl.run.trainer import train
+
+    data = small_config("maml_trpo", iterations=2).model_dump(mode="json")
+    data["env"] = {"id": "metarl/PendulumDynamics-v0", "horizon": 20}
+    data["train"].update(log_every=1, checkpoint_every=1)
+    data["eval"]["tasks"] = 2
+    run = tmp_path / "run"
+    train(RLConfig.model_validate(data), run, console=Console(quiet=True))
+    steps, _ = load_series(run, "train/return_after", x="train/env_steps")
+    assert steps == [8 * 8 * 2 * 20, 2 * 8 * 8 * 2 * 20]
+    plot = plot_runs([run], ["train/return_after"], tmp_path / "c.png", x="train/env_steps")
+    assert plot.stat().st_size > 0
+    resumed = build(RLConfig.model_validate(data))
+    resumed.load_state_dict(
+        torch.load(run / "checkpoints" / "last.pt", weights_only=True)["experiment"]
+    )
+    assert resumed.env_steps == 2 * 8 * 8 * 2 * 20
+    resumed.close()
+
+
 def test_config_rejects_unknown_env_and_keys():
     with pytest.raises(ValidationError, match="registered metarl ids"):
         RLConfig.model_validate({"train": {"iterations": 1}, "env": {"id": "metarl/Nope-v0"}})
