@@ -4,7 +4,8 @@ Each case trains a shipped config for a few iterations through the ``metarl trai
 user would, then compares its ``metrics.jsonl`` and ``summary.json`` with the copy stored under
 ``scripts/reference_outputs/`` by ``--record``. Wall-clock entries (``time/*``, ``perf/*``,
 ``*time_s``) and the description of the machine (``device``, ``device_name``) are dropped before
-comparing; everything else must be equal exactly (floats included), so the check is only
+comparing; everything else must be equal exactly (floats included; keys that only the new run
+has, a metric added since the references were recorded, are listed, not compared), so the check is only
 meaningful on the machine and torch build that recorded it (on the CPU).
 
     python scripts/check_reference_outputs.py                 # compare every case
@@ -102,14 +103,18 @@ def run_case(name: str) -> dict:
     return {"metrics": metrics, "summary": summary}
 
 
-def first_difference(expected, actual, path: str = "") -> str | None:
+def first_difference(expected, actual, path: str = "", new: set | None = None) -> str | None:
+    """Where ``actual`` first differs from ``expected``; keys only ``actual`` has (a metric a
+    later version logs in addition) are collected in ``new``, not counted as a difference."""
+    new = set() if new is None else new
     if type(expected) is not type(actual):
         return f"{path or '<root>'}: {expected!r} != {actual!r}"
     if isinstance(expected, dict):
-        for key in sorted(set(expected) | set(actual)):
-            if key not in expected or key not in actual:
-                return f"{path}/{key}: present in only one of the two"
-            found = first_difference(expected[key], actual[key], f"{path}/{key}")
+        new.update(f"{path}/{key}".split("]/")[-1] for key in set(actual) - set(expected))
+        for key in sorted(expected):
+            if key not in actual:
+                return f"{path}/{key}: missing from this run's output"
+            found = first_difference(expected[key], actual[key], f"{path}/{key}", new)
             if found:
                 return found
         return None
@@ -117,7 +122,7 @@ def first_difference(expected, actual, path: str = "") -> str | None:
         if len(expected) != len(actual):
             return f"{path}: length {len(expected)} != {len(actual)}"
         for i, (a, b) in enumerate(zip(expected, actual)):
-            found = first_difference(a, b, f"{path}[{i}]")
+            found = first_difference(a, b, f"{path}[{i}]", new)
             if found:
                 return found
         return None
@@ -145,10 +150,12 @@ def main() -> int:
             print(f"{name}: no reference at {stored}; record one with --record")
             failed += 1
             continue
-        difference = first_difference(json.loads(stored.read_text()), outputs)
+        new: set[str] = set()
+        difference = first_difference(json.loads(stored.read_text()), outputs, new=new)
         if difference:
             failed += 1
-        print(f"{name}: {'DIFFERS at ' + difference if difference else 'identical'}")
+        added = f" (new keys, not compared: {', '.join(sorted(new))})" if new else ""
+        print(f"{name}: {'DIFFERS at ' + difference if difference else 'identical'}{added}")
     return 1 if failed else 0
 
 
