@@ -196,7 +196,12 @@ def run_baselines(
         paper = {"MAML": PAPER_CURVES[env_id], **paper}
     text = table(rows, paper)
     (run_dir / "baselines.md").write_text(text)
-    out = plot_baselines(rows, paper, f"{env_id}, seed {meta.seed}", run_dir / "baselines.png")  # type: ignore[attr-defined]
+    out = plot_baselines(
+        rows,
+        paper,
+        f"{env_id}: baselines seed {meta.seed}, MAML runs: {len(maml_runs)}",
+        run_dir / "baselines.png",
+    )  # type: ignore[attr-defined]
     console.print(text, markup=False, highlight=False, soft_wrap=True)
     console.print(f"wrote {run_dir / 'baselines.md'} and {out}", soft_wrap=True, highlight=False)
     return text

@@ -137,8 +137,9 @@ def plot_baselines(
     """``metarl baselines``' figure, the MAML paper's: ``rows`` ({method: (curve, env steps)})
     against gradient steps, the oracle as a line, RL² per trial episode, ``paper`` dotted."""
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    colors = {name: f"C{i}" for i, name in enumerate(["MAML", *paper, *rows])}
-    colors["random init"] = colors.get("random", colors["random init"])
+    names = dict.fromkeys(["MAML", *paper, *(n if n != "random init" else "random" for n in rows)])
+    colors = {name: f"C{i}" for i, name in enumerate(names)}  # a method's colour, ours and paper
+    colors["random init"] = colors["random"]
     for name, (values, _) in rows.items():
         if name == "oracle":
             ax.axhline(values[0], color=colors[name], lw=1.5, label="oracle")
@@ -151,6 +152,7 @@ def plot_baselines(
             ax.axhline(values[0], **style)
         else:
             ax.plot(range(len(values)), values, marker="x", **style)
+    ax.set_xticks(range(max(len(v) for v, _ in rows.values())))
     ax.set_xlabel("gradient steps at test time (RL²: trial episode - 1)")
     ax.set_ylabel("return (40 held-out tasks)")
     ax.set_title(title, fontsize=9)
