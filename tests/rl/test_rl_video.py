@@ -32,8 +32,8 @@ def test_side_by_side_holds_the_last_frame_of_a_short_episode():
 
 
 @pytest.fixture
-def cheetah_env():
-    os.environ.setdefault("MUJOCO_GL", "egl")
+def cheetah_env(monkeypatch):
+    monkeypatch.setenv("MUJOCO_GL", os.environ.get("MUJOCO_GL", "egl"))
     env = make_render_env(CHEETAH, {"width": 96, "height": 64}, horizon=60)
     try:
         env.reset(seed=0)
