@@ -24,10 +24,9 @@ from metarl.core import (
 
 from .config import FewShotConfig
 from .learners import build_learner
-from .task_sources import SinusoidSource, build_model, build_source
+from .task_sources import CPU, SinusoidSource, build_model, build_source
 
 STREAMS = {"train": 0, "val": 1, "test": 2}
-CPU = torch.device("cpu")
 
 
 def seeded(seed: int, *stream: int) -> np.random.Generator:

@@ -291,7 +291,29 @@ class ProMPConfig(_PolicyGradientAlgo):
         return self
 
 
-class SB3BaselineConfig(_InnerLoopSettings):
+class SB3Training(StrictModel):
+    """How a Stable-Baselines3 baseline trains: the keys of :class:`SB3BaselineConfig` that a
+    ``metarl baselines`` config sets per method (``metarl.run.baselines.BaselineBudget``)."""
+
+    learner: Literal["trpo", "ppo"] = "trpo"
+    num_envs: int = Field(default=20, gt=0)
+    env_steps_per_iteration: int = Field(default=160_000, gt=0)
+    episodes_per_trial: int = Field(default=2, gt=0)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("kwargs")
+    @classmethod
+    def _not_ours(cls, value: dict[str, Any]) -> dict[str, Any]:
+        owned = {"policy", "env", "seed", "device", "verbose"} & set(value)
+        if owned:
+            raise ValueError(
+                f"algo.kwargs {sorted(owned)} are set by metarl (policy, env, seed, device, "
+                "verbose); remove them (the seed is the config's `seed`)"
+            )
+        return value
+
+
+class SB3BaselineConfig(_InnerLoopSettings, SB3Training):
     """``algo`` with ``name: sb3``: a non-meta baseline trained by Stable-Baselines3 on the
     task distribution, then evaluated on MAML's held-out tasks (:mod:`metarl.rl.sb3_baseline`).
 
@@ -318,22 +340,6 @@ class SB3BaselineConfig(_InnerLoopSettings):
 
     name: Literal["sb3"] = "sb3"
     method: Literal["pretrained", "oracle", "rl2"] = "pretrained"
-    learner: Literal["trpo", "ppo"] = "trpo"
-    num_envs: int = Field(default=20, gt=0)
-    env_steps_per_iteration: int = Field(default=160_000, gt=0)
-    episodes_per_trial: int = Field(default=2, gt=0)
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("kwargs")
-    @classmethod
-    def _not_ours(cls, value: dict[str, Any]) -> dict[str, Any]:
-        owned = {"policy", "env", "seed", "device", "verbose"} & set(value)
-        if owned:
-            raise ValueError(
-                f"algo.kwargs {sorted(owned)} are set by metarl (policy, env, seed, device, "
-                "verbose); remove them (the seed is the config's `seed`)"
-            )
-        return value
 
 
 AlgoConfig = Annotated[

@@ -31,7 +31,6 @@ from .config import InnerConfig, RLConfig
 from .diagnostics import policy_diagnostics
 from .inner_loop import InnerLoop
 from .policies import Policy, make_policy
-from .sampling.actions import ActionMap
 from .sampling.sampler import Sampler
 from .video import record_video
 
@@ -230,7 +229,6 @@ class RLExperiment:
     def record_video(self, params: list[Params], labels: list[str], task: dict, path: Path) -> Path:
         """One episode per parameter dict on ``task``, side by side, in real time, the camera
         on the agent (:mod:`metarl.rl.video`)."""
-        sc = self.cfg.sampler
         return record_video(
             self.cfg.env.id,
             self.cfg.env.kwargs,
@@ -240,7 +238,7 @@ class RLExperiment:
             labels,
             task,
             self.cfg.seed,
-            ActionMap(sc.clip_actions, sc.rescale_actions, sc.action_scale),
+            self.sampler.action_map,
             path,
         )
 

@@ -181,11 +181,11 @@ def policy_from_sb3(
     linear = [state[f"layers.{i}.weight"] for i in range(_num_layers(names))]
     obs_dim, out_dim = int(linear[0].shape[1]), int(linear[-1].shape[0])
     hidden = [int(w.shape[0]) for w in linear[:-1]]
-    with torch.random.fork_rng(devices=[]):  # nn.Linear draws its initial weights globally
-        if "log_std" in names:
-            out: Policy = GaussianMLPPolicy(obs_dim, out_dim, hidden, activation)
-        else:
-            out = CategoricalMLPPolicy(obs_dim, out_dim, hidden, activation)
+    init = torch.Generator()  # throwaway initial weights (SB3's replace them), not global RNG
+    if "log_std" in names:
+        out: Policy = GaussianMLPPolicy(obs_dim, out_dim, hidden, activation, generator=init)
+    else:
+        out = CategoricalMLPPolicy(obs_dim, out_dim, hidden, activation, generator=init)
     out.load_state_dict(state)
     return out
 

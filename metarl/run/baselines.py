@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 from rich.console import Console
 
+from metarl.rl.config import SB3Training
 from metarl.schema import StrictModel
 
 from .config import apply_overrides, read_config_file, validate, validate_model
@@ -38,16 +39,12 @@ from .rundir import CONFIG_NAME, checkpoint_path
 METHODS = ("pretrained", "oracle", "rl2")
 
 
-class BaselineBudget(StrictModel):
-    """One baseline's training (``algo`` keys of :class:`metarl.rl.config.SB3BaselineConfig`)
-    and its number of run iterations."""
+class BaselineBudget(SB3Training):
+    """One baseline's training (:class:`metarl.rl.config.SB3Training`, with the env steps per
+    iteration stated, not defaulted) and its number of run iterations."""
 
-    learner: Literal["trpo", "ppo"] = "trpo"
     iterations: int = Field(gt=0)
     env_steps_per_iteration: int = Field(gt=0)
-    num_envs: int = Field(default=20, gt=0)
-    episodes_per_trial: int = Field(default=2, gt=0)
-    kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
 class BaselinesConfig(StrictModel):
@@ -196,12 +193,8 @@ def run_baselines(
         paper = {"MAML": PAPER_CURVES[env_id], **paper}
     text = table(rows, paper)
     (run_dir / "baselines.md").write_text(text)
-    out = plot_baselines(
-        rows,
-        paper,
-        f"{env_id}: baselines seed {meta.seed}, MAML runs: {len(maml_runs)}",
-        run_dir / "baselines.png",
-    )  # type: ignore[attr-defined]
+    title = f"{env_id}: baselines seed {meta.seed}, MAML runs: {len(maml_runs)}"  # type: ignore[attr-defined]
+    out = plot_baselines(rows, paper, title, run_dir / "baselines.png")
     console.print(text, markup=False, highlight=False, soft_wrap=True)
     console.print(f"wrote {run_dir / 'baselines.md'} and {out}", soft_wrap=True, highlight=False)
     return text
