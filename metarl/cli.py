@@ -25,6 +25,9 @@ from rich.console import Console
 
 from metarl.faults import EnvironmentFault
 from metarl.run.errors import UserError
+from metarl.threads import sleep_idle_threads
+
+sleep_idle_threads()  # before any command imports torch (see metarl.threads)
 
 
 def _parser() -> argparse.ArgumentParser:

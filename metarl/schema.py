@@ -35,8 +35,10 @@ class TrainConfig(StrictModel):
     ``log_every``                iterations between metric rows / TensorBoard points
     ``checkpoint_every``         iterations between checkpoints (``--resume`` point)
     ``eval_every``               iterations between mid-run evaluations (0: only at the end)
-    ``num_threads``              torch intra-op threads (default: torch's, all cores); 1 is
-                                 fastest for small models on a busy machine
+    ``num_threads``              torch intra-op threads (default: torch's, the cores the
+                                 process may run on, so ``taskset -c 0`` gives 1); the
+                                 ``metarl`` command makes idle threads sleep, so runs
+                                 sharing cores do not slow each other (metarl.threads)
     ``device``                   where models, learners, optimizer state and few-shot
                                  data live: ``auto`` (default: the GPU when
                                  ``torch.cuda.is_available()``, else the CPU), ``cpu``,

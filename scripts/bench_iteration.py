@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -44,7 +45,11 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import torch
+from metarl.threads import sleep_idle_threads
+
+sleep_idle_threads()  # as the metarl command does, before torch loads
+
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sampler import Ceiling  # noqa: E402
@@ -127,7 +132,8 @@ def bench_config(path: str, warmup: int, repeats: int, overrides: list[str]) -> 
     instrument(exp, clock, rounds)
     rows = []
     try:
-        torch.set_num_threads(cfg.train.num_threads)
+        if cfg.train.num_threads:
+            torch.set_num_threads(cfg.train.num_threads)
         for i in range(warmup + repeats):
             clock.seconds.clear()
             rounds.clear()
@@ -175,7 +181,12 @@ def main(argv=None) -> None:
         )
         print("    " + "  ".join(f"{k} {v:.2f}" for k, v in r["phases_s"].items()))
     if args.json:
-        machine = {"python": platform.python_version(), "torch": torch.__version__}
+        machine = {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        }
         print(json.dumps({"machine": machine, "results": results}))
 
 

@@ -35,8 +35,9 @@ STORE = Path(__file__).resolve().parent / "reference_outputs"
 
 # name -> (config, iterations, eval tasks, extra --set overrides)
 CASES: dict[str, tuple[str, int, int, list[str]]] = {
-    "nav_maml_trpo": ("configs/maml_trpo/navigation2d.yaml", 3, 4, []),
-    "nav_reptile": ("configs/reptile/navigation2d.yaml", 3, 4, []),
+    # the meta-RL references are 1-thread numbers (the configs used to set it)
+    "nav_maml_trpo": ("configs/maml_trpo/navigation2d.yaml", 3, 4, ["train.num_threads=1"]),
+    "nav_reptile": ("configs/reptile/navigation2d.yaml", 3, 4, ["train.num_threads=1"]),
     "sinusoid_maml": (
         "configs/fewshot/sinusoid_maml.yaml",
         200,
@@ -67,7 +68,12 @@ CASES: dict[str, tuple[str, int, int, list[str]]] = {
         10,
         ["train.log_every=1", "algo.task_batching=vmap"],
     ),
-    "half_cheetah_dir": ("configs/maml_trpo/half_cheetah_dir.yaml", 2, 2, []),
+    "half_cheetah_dir": (
+        "configs/maml_trpo/half_cheetah_dir.yaml",
+        2,
+        2,
+        ["train.num_threads=1"],
+    ),
 }
 
 

@@ -82,7 +82,9 @@ class SamplerConfig(StrictModel):
     machine), ``host:port``, or unset to start a local Ray runtime;
     ``timeout_s``: longest a sampling phase may take on ``process``/``ray`` before the workers
     are declared stuck (default: no limit; a dead worker is noticed at once regardless);
-    ``num_threads``: torch threads during in-process sampling (1 keeps MuJoCo's threads free);
+    ``num_threads``: torch threads during in-process sampling (default: the run's, where idle
+    OpenMP threads sleep as under the ``metarl`` command, else 1, which keeps MuJoCo's threads
+    free; :mod:`metarl.rl.sampling.sampler`);
     ``clip_actions``: clip Gaussian actions to the action space's bounds before stepping (as
     the MAML code's rllab ``NormalizedEnv``); log-probabilities use the unclipped action;
     ``rescale_actions``: the policy acts in [-1, 1] and actions are mapped affinely onto the
@@ -101,7 +103,7 @@ class SamplerConfig(StrictModel):
     num_workers: int | None = Field(default=None, gt=0)
     address: str | None = None
     timeout_s: float | None = Field(default=None, gt=0)
-    num_threads: int = Field(default=1, gt=0)
+    num_threads: int | None = Field(default=None, gt=0)
     clip_actions: bool = True
     rescale_actions: bool = False
     action_scale: float = Field(default=1.0, gt=0)
@@ -380,9 +382,11 @@ class RLConfig(StrictModel):
     """A meta-RL experiment: ``domain: rl`` plus the sections above; ``seed`` fixes every stream
     (task sampling, exploration noise, policy initialisation, evaluation tasks).
 
-    ``train.num_threads`` is also applied (and restored) around ``train_iteration``,
-    ``evaluate`` and ``adapt_to_tasks``; the configs set it to 1: on 2 busy cores one MAML-TRPO
-    iteration ran 3.6x faster with 1 thread than with 2 (docs/RESULTS.md).
+    ``train.num_threads`` unset uses torch's default, the cores the process may run on (a run
+    pinned with ``taskset -c 0`` gets 1). Under the ``metarl`` command idle threads sleep
+    (:mod:`metarl.threads`), so two runs sharing 2 cores lose nothing to a second thread: one
+    HalfCheetahVel iteration took 3.4 s alone with 2 threads against 6.0 s with 1, and 6.1 s
+    beside a second run either way (docs/RESULTS.md, "Threads").
     """
 
     #: keys that were removed because they did not help: ``{key: (old default, why)}``. The run

@@ -139,3 +139,19 @@ def test_action_map_gives_the_env_the_mapped_clipped_action(small_policy, rescal
     # with std 1 against a 0.1 box, unscaled actions are almost all clipped; scaled ones are not
     clipped = ((factor * actions).abs() >= 0.1).float().mean()
     assert (clipped < 0.5) if factor < 1 else (clipped > 0.8)
+
+
+def test_sampling_threads_follow_the_wait_policy(small_policy, monkeypatch):
+    """Unset: the process's torch threads where idle threads sleep, else 1 (spinning threads
+    starve MuJoCo's); an explicit count always wins."""
+    sampler = Sampler(NAV, small_policy, rng=np.random.default_rng(0))
+    explicit = Sampler(NAV, small_policy, num_threads=3, rng=np.random.default_rng(0))
+    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
+    assert sampler.sampling_threads() == torch.get_num_threads()
+    assert explicit.sampling_threads() == 3
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert sampler.sampling_threads() == 1
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    assert sampler.sampling_threads() == 1 and explicit.sampling_threads() == 3
+    sampler.close()
+    explicit.close()
