@@ -11,7 +11,8 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class Trajectories:
-    """Episodes of a meta-batch, padded to the horizon ``H``.
+    """Episodes of a meta-batch, padded to ``H``: the longest episode in the batch (at most the
+    horizon; sampling stops once every episode has ended).
 
     ================ ============================ ==============================================
     field            shape                        meaning

@@ -14,6 +14,7 @@ from metarl.core import stack_params
 from metarl.faults import EnvironmentFault
 from metarl.rl.policies import GaussianMLPPolicy
 from metarl.rl.sampling import backends
+from metarl.rl.sampling.rollout import join_arrays
 from metarl.rl.sampling.sampler import Sampler
 from metarl.rl.sampling.workers import split_slots
 
@@ -205,3 +206,25 @@ def test_auto_backend_choice_follows_the_machine_and_the_env(monkeypatch):
     assert backends.plan_sampler(NAV, "process").num_workers == 1
     with pytest.raises(ValueError, match="no vector_entry_point"):
         backends.plan_sampler(SLOW_NAV, "batched")
+
+
+def test_join_pads_shorter_parts_in_time_with_zeros():
+    """Each part ends at its own longest episode; the joined batch ends at the longest of all,
+    the shorter part's steps kept and the added steps zero (mask 0: outside every episode)."""
+    rng = np.random.default_rng(0)
+
+    def part(tasks: int, steps: int) -> dict[str, np.ndarray]:
+        return {
+            "obs": rng.normal(size=(tasks, 2, steps, 3)).astype(np.float32),
+            "actions": rng.integers(0, 2, size=(tasks, 2, steps)),
+            "mask": np.ones((tasks, 2, steps), dtype=np.float32),
+        }
+
+    short, long = part(1, 3), part(2, 5)
+    joined = join_arrays([short, long], axis=0)
+    assert joined["obs"].shape == (3, 2, 5, 3) and joined["actions"].shape == (3, 2, 5)
+    for key in short:
+        np.testing.assert_array_equal(joined[key][:1, :, :3], short[key])
+        np.testing.assert_array_equal(joined[key][1:], long[key])
+        assert not joined[key][:1, :, 3:].any()
+    assert joined["actions"].dtype == long["actions"].dtype

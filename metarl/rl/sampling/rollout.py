@@ -90,9 +90,10 @@ def rollout(
         alive &= ~(np.asarray(terminated) | np.asarray(truncated) | unstable)
         if not alive.any():
             break
+    steps = t + 1  # the longest episode: the learner need not read the padding after it
 
-    def shaped(buf: np.ndarray) -> np.ndarray:  # [H, T*E, ...] -> [T, E, H, ...]
-        x = buf.reshape(horizon, num_tasks, episodes, *buf.shape[2:])
+    def shaped(buf: np.ndarray) -> np.ndarray:  # [H, T*E, ...] -> [T, E, steps, ...]
+        x = buf[:steps].reshape(steps, num_tasks, episodes, *buf.shape[2:])
         return np.ascontiguousarray(np.moveaxis(x, 0, 2))
 
     arrays = {
@@ -107,8 +108,18 @@ def rollout(
 
 
 def join_arrays(parts: Sequence[Arrays], axis: int) -> Arrays:
-    """Concatenate workers' parts along the task (0) or episode (1) axis (always a copy)."""
-    return {k: np.concatenate([p[k] for p in parts], axis=axis) for k in parts[0]}
+    """Concatenate workers' parts along the task (0) or episode (1) axis (always a copy), the
+    shorter parts zero-padded in time to the longest (zeros are what padding holds)."""
+    steps = max(p["mask"].shape[2] for p in parts)
+
+    def padded(x: np.ndarray) -> np.ndarray:
+        if x.shape[2] == steps:
+            return x
+        width = [(0, 0)] * x.ndim
+        width[2] = (0, steps - x.shape[2])
+        return np.pad(x, width)
+
+    return {k: np.concatenate([padded(p[k]) for p in parts], axis=axis) for k in parts[0]}
 
 
 def to_trajectories(arrays: Arrays) -> Trajectories:
