@@ -227,8 +227,9 @@ class RLExperiment:
         return {k: v.detach().clone() for k, v in named_params(self.policy).items()}
 
     def record_video(self, params: list[Params], labels: list[str], task: dict, path: Path) -> Path:
-        """One episode per parameter dict on ``task``, side by side, in real time, the camera
-        on the agent (:mod:`metarl.rl.video`)."""
+        """One episode per parameter dict on ``task`` (completed as :meth:`adapt_to_tasks`
+        completes it), side by side, in real time, the camera on the agent
+        (:mod:`metarl.rl.video`)."""
         return record_video(
             self.cfg.env.id,
             self.cfg.env.kwargs,
@@ -236,7 +237,7 @@ class RLExperiment:
             self.policy,
             params,
             labels,
-            task,
+            self.task_env.complete_task(task),
             self.cfg.seed,
             self.sampler.action_map,
             path,

@@ -8,13 +8,15 @@ action scale, clipping). MuJoCo families get a camera that tracks the agent's ro
 The video plays in real time: every ``stride``-th step is kept so that the frame rate,
 ``1 / (dt * stride)`` with ``dt`` the env's control period, is at most :data:`MAX_FPS`.
 
-Needs imageio (``pip install 'metarl[video]'``) and an env with ``rgb_array`` rendering
-(MuJoCo families; headless machines: ``MUJOCO_GL=egl``).
+Needs the video extra (``pip install 'metarl[video]'``: imageio, and pygame, which draws the
+classic-control families off-screen) and an env with ``rgb_array`` rendering (headless machines:
+``MUJOCO_GL=egl`` for the MuJoCo families).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,8 +40,21 @@ def frame_stride(dt: float, max_fps: int = MAX_FPS) -> tuple[int, float]:
     return stride, 1.0 / (dt * stride)
 
 
+def control_period(env: gymnasium.Env) -> float:
+    """Seconds of simulated time per env step: ``dt`` (MuJoCo, Pendulum), CartPole's ``tau``,
+    else one frame of the env's ``render_fps``."""
+    base = env.unwrapped
+    for name in ("dt", "tau"):
+        value = getattr(base, name, None)
+        if isinstance(value, (int, float)) and value > 0:
+            return float(value)
+    return 1.0 / float(env.metadata.get("render_fps") or 30)
+
+
 def make_render_env(env_id: str, env_kwargs: dict, horizon: int) -> gymnasium.Env:
     """The env rendering ``rgb_array`` frames, with the tracking camera on MuJoCo families."""
+    # classic control draws on an off-screen pygame surface: no window or display needed
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     env = gymnasium.make(env_id, render_mode="rgb_array", max_episode_steps=horizon, **env_kwargs)
     renderer = getattr(env.unwrapped, "mujoco_renderer", None)
     if renderer is not None:
@@ -121,8 +136,10 @@ def record_video(
         raise ImportError("recording videos needs imageio: pip install 'metarl[video]'") from e
     env = make_render_env(env_id, env_kwargs, horizon)
     try:
-        stride, fps = frame_stride(env.unwrapped.dt if hasattr(env.unwrapped, "dt") else 1 / 30)
+        stride, fps = frame_stride(control_period(env))
         panels = [episode_frames(env, policy, p, task, seed, action_map, stride) for p in params]
+    except gymnasium.error.DependencyNotInstalled as e:  # pygame for classic control
+        raise ImportError(str(e)) from e
     finally:
         env.close()
     path = Path(path)

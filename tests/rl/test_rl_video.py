@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import gymnasium
 import mujoco
 import numpy as np
 import pytest
@@ -11,7 +13,14 @@ import torch
 
 from metarl.rl.policies import GaussianMLPPolicy
 from metarl.rl.sampling.actions import ActionMap
-from metarl.rl.video import episode_frames, frame_stride, make_render_env, side_by_side
+from metarl.rl.video import (
+    control_period,
+    episode_frames,
+    frame_stride,
+    make_render_env,
+    record_video,
+    side_by_side,
+)
 
 CHEETAH = "metarl/HalfCheetahVel-v0"
 
@@ -65,3 +74,43 @@ def test_the_camera_follows_the_cheetah(cheetah_env):
     env.render()
     assert env.data.subtree_com[1][0] > 2.5
     assert cam.lookat[0] == pytest.approx(env.data.subtree_com[1][0], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "env_id, period",
+    [
+        ("metarl/CartPoleDynamics-v0", 0.02),  # Gymnasium's tau
+        ("metarl/PendulumDynamics-v0", 0.05),  # Gymnasium's dt
+        (CHEETAH, 0.01),  # one MuJoCo step of 0.01 s per action (rllab's timing)
+    ],
+)
+def test_control_period_gives_each_family_its_real_time(env_id, period):
+    env = gymnasium.make(env_id)
+    assert control_period(env) == pytest.approx(period)
+    env.close()
+
+
+def test_classic_control_video_without_pygame_names_the_extra(monkeypatch):
+    """Gymnasium draws classic control with pygame; without it the error says what to install."""
+    from gymnasium.envs.classic_control.pendulum import PendulumEnv
+
+    def no_pygame(self):
+        raise gymnasium.error.DependencyNotInstalled("pygame is not installed")
+
+    monkeypatch.setattr(PendulumEnv, "render", no_pygame)
+    policy = GaussianMLPPolicy(3, 1, (8,), "tanh", generator=torch.Generator().manual_seed(0))
+    params = dict(policy.named_parameters())
+    task = {"mass": 1.0, "length": 1.0, "gravity": 9.8}
+    with pytest.raises(ImportError, match="pygame"):
+        record_video(
+            "metarl/PendulumDynamics-v0",
+            {},
+            20,
+            policy,
+            [params],
+            ["x"],
+            task,
+            0,
+            ActionMap(),
+            Path("unused.gif"),
+        )
