@@ -13,7 +13,8 @@ three vectorised hooks (no Python loop over copies):
 
 Autoreset (``metadata["autoreset_mode"] = AutoresetMode.NEXT_STEP``): the step after a copy's
 episode ended resets that copy, ignores its action, and returns its first observation with reward
-0 and ``terminated = truncated = False``.
+0 and ``terminated = truncated = False``. A caller that needs same-step resets (Stable-Baselines3's
+``VecEnv``) calls :meth:`BatchedTaskVectorEnv.reset_ended` right after ``step``.
 
 Version history: v0, first version.
 """
@@ -155,6 +156,20 @@ class BatchedTaskVectorEnv(VectorEnv):
         self._needs_reset = terminated | truncated
         info["sim_unstable"] = unstable
         return obs, reward, terminated, truncated, info
+
+    def reset_ended(self) -> tuple[np.ndarray, np.ndarray]:
+        """Reset now, not on the next step, every copy whose episode ended on the last step (a
+        new task for each unless tasks were set); returns ``(ids, their first observations)``.
+        The next ``step`` then steps those copies with the actions given."""
+        ids = np.flatnonzero(self._needs_reset)
+        if ids.size == 0:
+            return ids, np.zeros((0, *self.single_observation_space.shape), np.float32)
+        if not self._tasks_fixed:
+            self._resample_tasks(ids)
+        obs = self._reset_copies(ids, {})
+        self._t[ids] = 0
+        self._needs_reset[ids] = False
+        return ids, obs
 
     # ------------------------------------------------------------------ hooks
     def _apply_tasks(self, ids: np.ndarray) -> None:

@@ -132,6 +132,10 @@ class TaskInObservation(gymnasium.Wrapper, RecordConstructorArgs):
         self.task_size = int(sum(size for _, size in self._layout))
         self._task_vector: np.ndarray | None = None
 
+    def task_vector(self, task: dict) -> np.ndarray:
+        """The part appended to the observation for ``task`` (float32, :attr:`task_size`)."""
+        return _flatten_task(task, self._layout)
+
     def _observation(self, obs: Any) -> np.ndarray:
         if self._task_vector is None:
             raise ResetNeeded("TaskInObservation: call reset() before step()")

@@ -46,7 +46,9 @@ from metarl.core import AdaptationCurve, summarize
 
 from .config import RLConfig, SB3BaselineConfig
 from .experiment import RLExperiment
+from .sampling.backends import env_spec
 from .sb3_policy import policy_from_sb3, sb3_env, sb3_policy_kwargs
+from .sb3_vec_env import BatchedSB3VecEnv
 
 
 class GlobalRNGState:
@@ -116,9 +118,7 @@ class SB3BaselineExperiment(RLExperiment):
         super().__init__(cfg)
         b = self.baseline
         self.rng_state = GlobalRNGState(cfg.seed)
-        from stable_baselines3.common.vec_env import DummyVecEnv
-
-        self.train_env = DummyVecEnv([self._make_train_env for _ in range(b.num_envs)])
+        self.train_env = self._make_train_envs()
         kwargs = dict(b.kwargs)
         kwargs.setdefault("gamma", b.gamma)
         if b.method != "rl2":
@@ -158,10 +158,26 @@ class SB3BaselineExperiment(RLExperiment):
             env = RL2Trial(env, b.episodes_per_trial)
         return env
 
-    def _make_train_env(self) -> gymnasium.Env:
+    def _make_train_envs(self) -> Any:
+        """SB3's training envs: the family's batched env in one vectorised step
+        (:class:`~metarl.rl.sb3_vec_env.BatchedSB3VecEnv`) for the pretrained and oracle
+        baselines where it has one, else a ``DummyVecEnv`` of :meth:`_make_env`; monitored for
+        the episode returns of the progress bar."""
         from stable_baselines3.common.monitor import Monitor
+        from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
-        return Monitor(self._make_env())  # episode returns for the progress bar
+        b = self.baseline
+        if b.method != "rl2" and env_spec(self.cfg.env.id).vector_entry_point is not None:
+            batched = BatchedSB3VecEnv(
+                self.cfg.env.id,
+                b.num_envs,
+                self.sampler.horizon,
+                self.cfg.env.kwargs,
+                self.cfg.sampler,
+                oracle=b.method == "oracle",
+            )
+            return VecMonitor(batched)
+        return DummyVecEnv([lambda: Monitor(self._make_env()) for _ in range(b.num_envs)])
 
     def _sync_policy(self) -> None:
         """The pretrained SB3 policy's weights into the metarl policy that evaluate adapts."""

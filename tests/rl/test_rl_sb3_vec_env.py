@@ -1,0 +1,86 @@
+"""BatchedSB3VecEnv: SB3's VecEnv conventions over metarl's batched envs (navigation, whose
+dynamics and reward are simple enough to recompute here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from stable_baselines3.common.vec_env import VecMonitor
+
+from metarl.rl.config import SamplerConfig
+from metarl.rl.sb3_vec_env import BatchedSB3VecEnv
+
+NAV = "metarl/Navigation2D-v0"
+RESCALE = SamplerConfig(rescale_actions=True)  # SB3 acts in [-1, 1], the env moves +-0.1
+
+
+def test_actions_in_sb3_units_rewards_and_same_step_resets_with_the_oracle_task():
+    env = BatchedSB3VecEnv(NAV, 4, horizon=3, sampler=RESCALE, oracle=True)
+    assert env.action_space.low.tolist() == [-1.0, -1.0]
+    assert env.observation_space.shape == (4,)  # position, then the goal
+    env.seed(5)
+    obs = env.reset()
+    goals = obs[:, 2:].copy()
+    assert np.all(obs[:, :2] == 0.0) and np.all(np.abs(goals) <= 0.5)
+    action = np.tile([0.5, -0.2], (4, 1)).astype(np.float32)  # moves (0.05, -0.02) per step
+    for t in range(1, 4):
+        obs, reward, done, infos = env.step(action)
+        pos = t * np.array([0.05, -0.02])
+        expected = -np.linalg.norm(pos - goals, axis=1)
+        np.testing.assert_allclose(reward, expected, rtol=1e-5, atol=1e-6)
+        if t < 3:
+            assert not done.any()
+            np.testing.assert_allclose(obs[:, :2], np.tile(pos, (4, 1)), atol=1e-6)
+    # the horizon ends every episode: reset in the same step, the old episode in the infos
+    assert done.all()
+    for i, info in enumerate(infos):
+        terminal = info["terminal_observation"]
+        np.testing.assert_allclose(terminal[:2], [0.15, -0.06], atol=1e-6)
+        np.testing.assert_array_equal(terminal[2:], goals[i])
+        assert info["TimeLimit.truncated"] is True
+    assert np.all(obs[:, :2] == 0.0)  # every copy starts again at the origin ...
+    assert not np.array_equal(obs[:, 2:], goals)  # ... with a new goal
+    env.close()
+
+
+def test_reaching_the_goal_terminates_without_truncation():
+    env = BatchedSB3VecEnv(NAV, 2, horizon=100, sampler=RESCALE)
+    env.seed(0)
+    env.reset()
+    goals = np.stack([t["goal"] for t in env.venv.get_tasks()])
+    # head straight for each goal at full speed until both have ended once
+    pos, ended = np.zeros((2, 2)), {}
+    for _ in range(20):
+        step = np.clip(goals - pos, -0.1, 0.1)
+        obs, _, done, infos = env.step((step / 0.1).astype(np.float32))
+        pos = pos + step
+        for i in np.flatnonzero(done):
+            ended.setdefault(i, infos[i])
+            pos[i] = 0.0
+        goals = np.stack([t["goal"] for t in env.venv.get_tasks()])
+        if len(ended) == 2:
+            break
+    assert sorted(ended) == [0, 1]
+    assert all(info["TimeLimit.truncated"] is False for info in ended.values())
+    env.close()
+
+
+def test_vec_monitor_episode_returns_are_the_reward_sums():
+    env = VecMonitor(BatchedSB3VecEnv(NAV, 3, horizon=5, sampler=RESCALE))
+    env.seed(1)
+    env.reset()
+    rng = np.random.default_rng(0)
+    sums = np.zeros(3)
+    for _ in range(5):
+        _, reward, done, infos = env.step(rng.uniform(-1, 1, (3, 2)).astype(np.float32))
+        sums += reward
+    assert done.all()
+    for i, info in enumerate(infos):
+        assert info["episode"]["l"] == 5
+        assert info["episode"]["r"] == pytest.approx(sums[i], rel=1e-5)
+    env.close()
+
+
+def test_an_env_without_a_batched_version_is_refused():
+    with pytest.raises(ValueError, match="vector_entry_point|no metarl batched"):
+        BatchedSB3VecEnv("CartPole-v1", 2, horizon=10)
