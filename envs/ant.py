@@ -22,6 +22,9 @@ name                default meaning
 ctrl_cost_weight    0.005   MAML: 0.5 * 1e-2 (v5: 0.5)
 contact_cost_weight 5e-4    MAML: 0.5 * 1e-3 (same as v5)
 healthy_reward      0.05    MAML's survive reward (v5: 1.0)
+frame_skip          1       MAML code (v5: 5)
+timestep            0.02    MAML code's RK4 step in seconds (v5's model: 0.01), so one env
+                            step is 0.02 s and an episode 4 s (v5: 0.05 s and 10 s)
 =================== ======= ===========================================================
 
 Horizon 200; terminates when the torso z leaves ``healthy_z_range`` (0.2, 1.0) or the state is
@@ -35,12 +38,17 @@ it after the step with ``mj_rnePostConstraint``; we do it this way because ``muj
 only produce the in-step value, and single and batched envs must agree. The contact cost is tiny
 either way.
 
-Timing: v5's (0.01 s timestep, ``frame_skip`` 5, so 0.05 s per env step). The MAML code's rllab
-``ant.xml`` has a 0.02 s RK4 timestep and no frame skip (0.02 s per step), and actuators with
-``ctrlrange`` +-150 and gear 1 where v5 has +-1 and gear 150. Unlike the HalfCheetah tasks (which
-use the code's timing) this is not matched yet: no Ant result has been reproduced.
+Timing: the MAML code's. Its rllab ``ant.xml`` has ``<option timestep="0.02"
+integrator="RK4"/>`` and no ``frame_skip`` numeric (rllab's ``MujocoEnv`` then steps once per
+action), so an action acts for 0.02 s; v5 integrates 0.01 s steps five at a time (0.05 s). As
+for HalfCheetah, where the timing was most of the gap to the paper, the task envs use the code's:
+v5's model with its timestep set to 0.02 s and ``frame_skip`` 1 (``timestep=0.01,
+frame_skip=5`` gives v5's). rllab's actuators (``ctrlrange`` +-150, gear 1) and v5's (+-1, gear
+150) give the same torques for an action mapped from [-1, 1], and the control cost on the
+normalised action is the code's.
 
-Version history: v0, first version.
+Version history: v0, first version (timing changed from v5's to the MAML code's before any Ant
+result was published; configs of earlier runs set ``timestep: 0.01, frame_skip: 5``).
 """
 
 from __future__ import annotations
@@ -65,16 +73,23 @@ class _AntTaskEnv(MujocoTaskMixin, AntEnv):
         ctrl_cost_weight: float = 0.005,
         contact_cost_weight: float = 5e-4,
         healthy_reward: float = 0.05,
+        frame_skip: int = 1,
+        timestep: float = 0.02,
         **kwargs,
     ):
+        if not timestep > 0:
+            raise ValueError(f"timestep must be > 0 seconds, got {timestep}")
         kw = dict(
             ctrl_cost_weight=ctrl_cost_weight,
             contact_cost_weight=contact_cost_weight,
             healthy_reward=healthy_reward,
+            frame_skip=frame_skip,
             **kwargs,
         )
         super().__init__(**kw)
-        EzPickle.__init__(self, **kw)
+        self.model.opt.timestep = float(timestep)  # dt = timestep * frame_skip follows
+        self.metadata = {**self.metadata, "render_fps": int(np.round(1.0 / self.dt))}
+        EzPickle.__init__(self, timestep=timestep, **kw)
         mb = self._main_body
         self._body_id = (
             mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, mb)

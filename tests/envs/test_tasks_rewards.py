@@ -156,6 +156,30 @@ def test_half_cheetah_timing_is_the_maml_codes():
         assert v5.data.time - t0 == pytest.approx(0.05)
 
 
+def test_ant_timing_is_the_maml_codes():
+    """rllab's ant.xml: 0.02 s RK4 steps, no frame skip; v5's timing is two kwargs away and then
+    steps exactly as Gymnasium's Ant-v5 does from the same state and action."""
+    for env_id in ("metarl/AntVel-v0", "metarl/AntDir-v0", "metarl/AntGoal-v0"):
+        env = make(env_id)
+        assert (env.frame_skip, env.model.opt.timestep) == (1, pytest.approx(0.02))
+        env.reset(seed=0)
+        t0 = env.data.time
+        env.step(np.zeros(8))
+        assert env.data.time - t0 == pytest.approx(0.02) and env.dt == pytest.approx(0.02)
+    ours = make("metarl/AntDir-v0", timestep=0.01, frame_skip=5)
+    v5 = gymnasium.make("Ant-v5").unwrapped
+    assert ours.dt == pytest.approx(0.05) == v5.dt
+    ours.reset(seed=0)
+    v5.reset(seed=0)
+    v5.set_state(ours.data.qpos.copy(), ours.data.qvel.copy())
+    action = np.random.default_rng(1).uniform(-1, 1, 8)
+    ours.step(action)
+    v5.step(action)
+    np.testing.assert_allclose(ours.data.qpos, v5.data.qpos, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="timestep must be > 0"):
+        make("metarl/AntVel-v0", timestep=0.0)
+
+
 def test_ant_rewards():
     rng = np.random.default_rng(0)
     for env_id, task in [
