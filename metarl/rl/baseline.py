@@ -24,6 +24,19 @@ def baseline_features(obs: Tensor, mask: Tensor) -> Tensor:
     return feats * mask.unsqueeze(-1)
 
 
+def _solve(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Batched ``solve_ex`` on one torch thread. With more threads MKL's batched LU here (torch
+    2.13, CPU) reported rank-deficient but regularised systems as singular and left pivots that
+    made ``solve_ex`` raise (Ant's features, where contact forces are zero columns); on one
+    thread the same systems solve. The systems are small (``F`` = 2 x obs + 4)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return torch.linalg.solve_ex(a, b)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def fit_linear_baseline(
     obs: Tensor, returns: Tensor, mask: Tensor, reg_coeff: float = 1e-5, max_tries: int = 5
 ) -> Tensor:
@@ -38,7 +51,7 @@ def fit_linear_baseline(
     todo = torch.ones(xtx.shape[0], dtype=torch.bool)
     for _ in range(max_tries + 1):
         idx = todo.nonzero().squeeze(1)
-        w, info = torch.linalg.solve_ex(xtx[idx] + reg[idx, None, None] * eye, xty[idx])
+        w, info = _solve(xtx[idx] + reg[idx, None, None] * eye, xty[idx])
         ok = (info == 0) & torch.isfinite(w).all(-1)
         weights[idx[ok]] = w[ok]
         todo[idx[ok]] = False

@@ -100,3 +100,32 @@ def test_linear_baseline_singular_raises_regularisation():
     assert torch.isfinite(weights).all()
     values = linear_baseline_values(obs, returns, mask)
     torch.testing.assert_close(values, returns, atol=1e-2, rtol=0)
+
+
+def test_linear_baseline_fits_ant_episodes_on_two_threads():
+    """Ant's features have all-zero contact columns; on 2 threads MKL's batched LU called these
+    regularised systems singular and solve_ex raised. The fit must solve its normal equations."""
+    import numpy as np
+
+    from metarl.rl import build
+    from metarl.run.config import load_config
+
+    sets = ["algo.meta_batch_size=4", "algo.episodes_per_task=5", "policy.activation=tanh"]
+    exp = build(load_config("configs/maml_trpo/ant_vel.yaml", sets))
+    tasks = exp.task_env.sample_tasks(4, np.random.default_rng(0))
+    params = {k: v.detach() for k, v in exp.policy.named_parameters()}
+    traj = exp.sampler.sample(params, tasks, 5)
+    exp.close()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        weights = fit_linear_baseline(traj.obs, traj.returns.unsqueeze(-1) * traj.mask, traj.mask)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.isfinite(weights).all() and weights.abs().sum() > 0
+    feats = baseline_features(traj.obs, traj.mask).double().flatten(1, 2)
+    targets = (traj.returns.unsqueeze(-1) * traj.mask).double().flatten(1, 2)
+    xtx = feats.transpose(1, 2) @ feats + 1e-5 * torch.eye(feats.shape[-1], dtype=torch.float64)
+    residual = xtx @ weights.unsqueeze(-1) - (feats.transpose(1, 2) @ targets.unsqueeze(-1))
+    scale = (feats.transpose(1, 2) @ targets.unsqueeze(-1)).abs().max()
+    assert float(residual.abs().max() / scale) < 1e-6
