@@ -9,12 +9,15 @@ they sleep (as fast as 1 thread each), and alone 3.4 s against 6.0 s with 1 thre
 
 ``OMP_WAIT_POLICY=PASSIVE`` makes idle threads sleep. OpenMP reads it once, when torch's
 library loads, so it must be in the environment before ``import torch``: the ``metarl`` command
-and the scripts call :func:`sleep_idle_threads` first. This module must not import torch.
+and the scripts call :func:`sleep_idle_threads` first. This module must not import torch at
+load (:func:`torch_threads` imports it when called).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 VARIABLE = "OMP_WAIT_POLICY"
 
@@ -28,3 +31,16 @@ def sleep_idle_threads() -> None:
 def idle_threads_sleep() -> bool:
     """Whether idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE`` in the environment)."""
     return os.environ.get(VARIABLE, "").strip().lower() == "passive"
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``count`` inside the block, restored after it."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)

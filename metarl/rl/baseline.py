@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from metarl.threads import torch_threads
+
 
 def baseline_features(obs: Tensor, mask: Tensor) -> Tensor:
     """Features ``[..., H, 2 * obs + 4]`` of observations ``[..., H, obs]`` (zero where masked)."""
@@ -29,12 +31,8 @@ def _solve(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     2.13, CPU) reported rank-deficient but regularised systems as singular and left pivots that
     made ``solve_ex`` raise (Ant's features, where contact forces are zero columns); on one
     thread the same systems solve. The systems are small (``F`` = 2 x obs + 4)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return torch.linalg.solve_ex(a, b)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def fit_linear_baseline(

@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import gymnasium
 import numpy as np
 from gymnasium.wrappers.utils import rescale_box
 from stable_baselines3.common.vec_env import VecEnv
@@ -53,7 +52,7 @@ class BatchedSB3VecEnv(VecEnv):
         self.venv = make_env(env_id, "batched", num_envs, dict(env_kwargs or {}), horizon, 1)
         if not hasattr(self.venv, "reset_ended"):
             raise ValueError(f"{env_id} has no metarl batched version; use a DummyVecEnv")
-        single = gymnasium.make(env_id, **(env_kwargs or {}))
+        single = self.venv.single_env  # the batched env's own single env: spaces and tasks
         self._oracle = TaskInObservation(single) if oracle else None
         obs_space = (
             single.observation_space if self._oracle is None else self._oracle.observation_space
@@ -107,7 +106,8 @@ class BatchedSB3VecEnv(VecEnv):
         raise AttributeError(f"BatchedSB3VecEnv copies share one env; cannot set {attr_name!r}")
 
     def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any) -> list:
-        return [getattr(self.venv, method_name)(*args, **kwargs)]
+        result = getattr(self.venv, method_name)(*args, **kwargs)  # once: the copies share it
+        return [result] * len(self._get_indices(indices))
 
     def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
         return [False] * len(self._get_indices(indices))

@@ -33,7 +33,7 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import Tensor
 
-from metarl.threads import idle_threads_sleep
+from metarl.threads import idle_threads_sleep, torch_threads
 
 from ..policies import Policy
 from ..trajectories import Trajectories
@@ -197,12 +197,8 @@ class Sampler:
             )
         start = time.perf_counter()
         if self._local is not None:
-            threads = torch.get_num_threads()
-            torch.set_num_threads(self.sampling_threads())
-            try:
+            with torch_threads(self.sampling_threads()):
                 arrays = self._local.run(params, tasks, episodes_per_task, rng)
-            finally:
-                torch.set_num_threads(threads)
         else:
             parts, axis = split_slots(len(tasks), episodes_per_task, self._pool.num_workers)
             seeds = rng.integers(2**63 - 1, size=len(parts))
