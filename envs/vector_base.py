@@ -14,7 +14,11 @@ three vectorised hooks (no Python loop over copies):
 Autoreset (``metadata["autoreset_mode"] = AutoresetMode.NEXT_STEP``): the step after a copy's
 episode ended resets that copy, ignores its action, and returns its first observation with reward
 0 and ``terminated = truncated = False``. A caller that needs same-step resets (Stable-Baselines3's
-``VecEnv``) calls :meth:`BatchedTaskVectorEnv.reset_ended` right after ``step``.
+``VecEnv``) calls :meth:`BatchedTaskVectorEnv.reset_ended` right after ``step``. A caller that
+runs one episode per copy (metarl's rollout) calls :meth:`BatchedTaskVectorEnv.pause_ended`
+instead: ended copies are then no longer simulated until the next ``reset``, so on families
+whose episodes end early (Hopper, Walker2d, Ant falling) the copies still running cost the
+physics, not the finished ones.
 
 Version history: v0, first version.
 """
@@ -49,6 +53,7 @@ class BatchedTaskVectorEnv(VectorEnv):
         self._tasks_fixed = False
         self._t = np.zeros(self.num_envs, dtype=np.int64)
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
+        self._paused = np.zeros(self.num_envs, dtype=bool)
         self._started = False
 
     # ------------------------------------------------------------------ tasks
@@ -118,6 +123,7 @@ class BatchedTaskVectorEnv(VectorEnv):
         obs = self._reset_copies(ids, options)
         self._t[:] = 0
         self._needs_reset[:] = False
+        self._paused[:] = False
         self._started = True
         return obs, {}
 
@@ -137,7 +143,10 @@ class BatchedTaskVectorEnv(VectorEnv):
             )
         redo = self._needs_reset
         any_redo = bool(redo.any())
-        active = ~redo if any_redo else None
+        paused = self._paused
+        any_paused = bool(paused.any())
+        skip = redo | paused if any_paused else redo
+        active = ~skip if any_redo or any_paused else None
         obs, reward, terminated, unstable, info = self._step_copies(actions, active)
         self._t += 1
         truncated = (self._t >= self.max_episode_steps) & ~terminated
@@ -153,9 +162,28 @@ class BatchedTaskVectorEnv(VectorEnv):
             truncated[ids] = False
             unstable[ids] = False
             self._t[ids] = 0
+        if any_paused:
+            obs[paused] = 0
+            reward[paused] = 0.0
+            if "reward_ctrl" in info:
+                info["reward_ctrl"][paused] = 0.0
+            terminated[paused] = False
+            truncated[paused] = False
+            unstable[paused] = False
         self._needs_reset = terminated | truncated
         info["sim_unstable"] = unstable
         return obs, reward, terminated, truncated, info
+
+    def pause_ended(self) -> np.ndarray:
+        """Stop simulating every copy whose episode ended on the last step, until the next
+        ``reset()``: from the next ``step`` on it is neither stepped nor reset (its action is
+        ignored) and reports a zero observation, reward 0 and ``terminated = truncated =
+        False``. For callers that collect one episode per copy; the copies still running are
+        stepped exactly as without the pause. Returns the paused copies' ids."""
+        ids = np.flatnonzero(self._needs_reset)
+        self._paused[ids] = True
+        self._needs_reset[ids] = False
+        return ids
 
     def reset_ended(self) -> tuple[np.ndarray, np.ndarray]:
         """Reset now, not on the next step, every copy whose episode ended on the last step (a

@@ -163,3 +163,85 @@ def test_default_threads_follow_the_affinity_mask(monkeypatch):
     assert batched_mujoco.default_nthread() == 1  # pinned to one core of 64
     monkeypatch.delattr(os, "sched_getaffinity")
     assert batched_mujoco.default_nthread() == 16  # no mask (macOS): cpu_count, capped
+
+
+def _hopper_venv(n):
+    venv = gymnasium.make_vec("metarl/HopperRandParams-v0", num_envs=n, nthread=1)
+    venv.set_tasks(venv.sample_tasks(n, np.random.default_rng(3)))
+    return venv
+
+
+def test_pause_ended_stops_finished_copies_and_leaves_the_others_unchanged():
+    """Two identical Hopper batches, one pausing ended copies after every step: while a copy
+    runs it sees the same observations and rewards in both; once paused it is not simulated
+    (its state stays where the episode ended), reports zeros and no end flags; reset clears it."""
+    n, rng = 6, np.random.default_rng(0)
+    paused_env, plain_env = _hopper_venv(n), _hopper_venv(n)
+    paused_env.reset(seed=5)
+    plain_env.reset(seed=5)
+    running = np.ones(n, dtype=bool)
+    ended_state = {}
+    for _ in range(200):
+        actions = rng.uniform(-1, 1, (n, 3))
+        a = paused_env.step(actions)
+        b = plain_env.step(actions)
+        for i in np.flatnonzero(running):
+            np.testing.assert_array_equal(a[0][i], b[0][i])
+            assert a[1][i] == b[1][i] and a[2][i] == b[2][i] and a[3][i] == b[3][i]
+        for i, qpos in ended_state.items():
+            np.testing.assert_array_equal(paused_env.unwrapped.qpos[i], qpos)
+            np.testing.assert_array_equal(a[0][i], 0.0)
+            assert a[1][i] == 0.0 and not a[2][i] and not a[3][i]
+        ended = running & (a[2] | a[3])
+        for i in np.flatnonzero(ended):
+            ended_state[i] = paused_env.unwrapped.qpos[i].copy()
+        np.testing.assert_array_equal(np.sort(paused_env.pause_ended()), np.flatnonzero(ended))
+        running &= ~ended
+        if not running.any():
+            break
+    assert len(ended_state) == n  # every copy ended (most fall early), so each was paused
+    obs, _ = paused_env.reset(seed=6)
+    qpos_before = paused_env.unwrapped.qpos.copy()
+    paused_env.step(np.zeros((n, 3)))
+    assert (paused_env.unwrapped.qpos != qpos_before).any(axis=1).all()  # all simulated again
+    paused_env.close()
+    plain_env.close()
+
+
+def test_rollout_records_the_same_episodes_with_and_without_pausing():
+    import torch
+
+    from metarl.rl.policies import GaussianMLPPolicy
+    from metarl.rl.sampling.rollout import rollout
+
+    class NoPause:
+        """The env without ``pause_ended`` (as a SyncVectorEnv of single envs is)."""
+
+        def __init__(self, env):
+            self._env = env
+
+        def __getattr__(self, name):
+            if name == "pause_ended":
+                raise AttributeError(name)
+            return getattr(self._env, name)
+
+    policy = GaussianMLPPolicy(11, 3, (16, 16), "tanh", 0.0, torch.Generator().manual_seed(0))
+    params = {k: v.detach() for k, v in policy.named_parameters()}
+    tasks = _hopper_venv(2).sample_tasks(2, np.random.default_rng(1))
+
+    def run(wrap):
+        venv = gymnasium.make_vec("metarl/HopperRandParams-v0", num_envs=8, nthread=1)
+        with torch.no_grad():
+            out = rollout(wrap(venv), policy, params, tasks, 4, 200, np.random.default_rng(2))
+        venv.close()
+        return out
+
+    paused, plain = run(lambda e: e), run(NoPause)
+    assert paused["mask"].shape == plain["mask"].shape
+    mask = plain["mask"].astype(bool)
+    assert (~mask).any()  # some episodes ended before the longest one
+    np.testing.assert_array_equal(paused["mask"], plain["mask"])
+    for key in ("rewards", "reward_ctrl"):
+        np.testing.assert_array_equal(paused[key], plain[key])
+    for key in ("obs", "actions"):
+        np.testing.assert_array_equal(paused[key][mask], plain[key][mask])

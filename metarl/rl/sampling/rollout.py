@@ -12,7 +12,9 @@ the env reports the control term of its reward (``info["reward_ctrl"]``, the MuJ
 it is recorded too (``reward_ctrl``), so the reward can be split into task term and control cost.
 
 A step whose reward is not finite, or that the env flags ``info["sim_unstable"]``, ends the
-copy's episode; a non-finite reward is recorded as 0 with mask 0.
+copy's episode; a non-finite reward is recorded as 0 with mask 0. Where the env can pause
+copies whose episode ended (``pause_ended``, the natively batched envs), it does after every
+step, so the steps after an episode's end cost no physics (the recorded arrays are the same).
 
 The result is plain numpy (:data:`Arrays`, shaped ``[tasks, episodes, H, ...]``) so that workers
 can send it back in one message; :func:`to_trajectories` turns it into
@@ -69,6 +71,7 @@ def rollout(
     low = None if discrete else env.single_action_space.low
     high = None if discrete else env.single_action_space.high
     alive = np.ones(n, dtype=bool)
+    pause_ended = getattr(env, "pause_ended", None)
     for t in range(horizon):
         obs = np.asarray(obs, dtype=np.float32)
         dist = policy.dist(params, torch.from_numpy(obs).view(num_tasks, episodes, -1))
@@ -90,6 +93,8 @@ def rollout(
         alive &= ~(np.asarray(terminated) | np.asarray(truncated) | unstable)
         if not alive.any():
             break
+        if pause_ended is not None:
+            pause_ended()
     steps = t + 1  # the longest episode: the learner need not read the padding after it
 
     def shaped(buf: np.ndarray) -> np.ndarray:  # [H, T*E, ...] -> [T, E, steps, ...]
