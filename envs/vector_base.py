@@ -33,6 +33,16 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 
+def _no_step(which, reward, info, terminated, truncated, unstable) -> None:
+    """Copies ``which`` (ids or a mask) took no step of an episode: reward 0, no end flags."""
+    reward[which] = 0.0
+    if "reward_ctrl" in info:
+        info["reward_ctrl"][which] = 0.0
+    terminated[which] = False
+    truncated[which] = False
+    unstable[which] = False
+
+
 class BatchedTaskVectorEnv(VectorEnv):
     """Base class; ``single_env`` is an instance of the single-env family (spaces, tasks)."""
 
@@ -155,21 +165,11 @@ class BatchedTaskVectorEnv(VectorEnv):
             if not self._tasks_fixed:
                 self._resample_tasks(ids)
             obs[ids] = self._reset_copies(ids, {})
-            reward[ids] = 0.0
-            if "reward_ctrl" in info:
-                info["reward_ctrl"][ids] = 0.0
-            terminated[ids] = False
-            truncated[ids] = False
-            unstable[ids] = False
+            _no_step(ids, reward, info, terminated, truncated, unstable)
             self._t[ids] = 0
         if any_paused:
             obs[paused] = 0
-            reward[paused] = 0.0
-            if "reward_ctrl" in info:
-                info["reward_ctrl"][paused] = 0.0
-            terminated[paused] = False
-            truncated[paused] = False
-            unstable[paused] = False
+            _no_step(paused, reward, info, terminated, truncated, unstable)
         self._needs_reset = terminated | truncated
         info["sim_unstable"] = unstable
         return obs, reward, terminated, truncated, info
