@@ -151,12 +151,9 @@ class BatchedTaskVectorEnv(VectorEnv):
                 f"actions must have leading dimension num_envs={self.num_envs}, "
                 f"got shape {actions.shape}"
             )
-        redo = self._needs_reset
-        any_redo = bool(redo.any())
-        paused = self._paused
-        any_paused = bool(paused.any())
-        skip = redo | paused if any_paused else redo
-        active = ~skip if any_redo or any_paused else None
+        redo, paused = self._needs_reset, self._paused
+        any_redo, any_paused = bool(redo.any()), bool(paused.any())
+        active = ~(redo | paused) if any_redo or any_paused else None
         obs, reward, terminated, unstable, info = self._step_copies(actions, active)
         self._t += 1
         truncated = (self._t >= self.max_episode_steps) & ~terminated

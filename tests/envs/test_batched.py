@@ -200,7 +200,7 @@ def test_pause_ended_stops_finished_copies_and_leaves_the_others_unchanged():
         if not running.any():
             break
     assert len(ended_state) == n  # every copy ended (most fall early), so each was paused
-    obs, _ = paused_env.reset(seed=6)
+    paused_env.reset(seed=6)
     qpos_before = paused_env.unwrapped.qpos.copy()
     paused_env.step(np.zeros((n, 3)))
     assert (paused_env.unwrapped.qpos != qpos_before).any(axis=1).all()  # all simulated again
@@ -227,7 +227,9 @@ def test_rollout_records_the_same_episodes_with_and_without_pausing():
 
     policy = GaussianMLPPolicy(11, 3, (16, 16), "tanh", 0.0, torch.Generator().manual_seed(0))
     params = {k: v.detach() for k, v in policy.named_parameters()}
-    tasks = _hopper_venv(2).sample_tasks(2, np.random.default_rng(1))
+    tasks = gymnasium.make("metarl/HopperRandParams-v0").unwrapped.sample_tasks(
+        2, np.random.default_rng(1)
+    )
 
     def run(wrap):
         venv = gymnasium.make_vec("metarl/HopperRandParams-v0", num_envs=8, nthread=1)
