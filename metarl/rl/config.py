@@ -51,13 +51,17 @@ class PolicyConfig(StrictModel):
     ``hidden_sizes``: hidden layer widths (MAML paper: [100, 100]); ``activation``: ``relu``
     or ``tanh``; ``init_log_std``: initial log standard deviation of the Gaussian (paper: 0);
     ``init_seed``: seed of the initial weights alone (default: the run's ``seed``), to tell the
-    initialisation's share of seed-to-seed spread from the rest (tasks, noise, resets).
+    initialisation's share of seed-to-seed spread from the rest (tasks, noise, resets);
+    ``normalize_obs``: standardise each observation dimension with a mean and std measured once,
+    before training, on 20 episodes of random actions, then fixed and saved with the policy
+    (:mod:`metarl.rl.obs_statistics`; default false: raw observations, as the MAML code).
     """
 
     hidden_sizes: list[int] = Field(default_factory=lambda: [100, 100])
     activation: Literal["relu", "tanh"] = "relu"
     init_log_std: float = 0.0
     init_seed: int | None = Field(None, ge=0)
+    normalize_obs: bool = False
 
     @field_validator("hidden_sizes")
     @classmethod

@@ -2,7 +2,8 @@
 
 Random streams, all derived from ``cfg.seed``: training tasks (``[seed, 0]``), exploration noise
 and env resets (``[seed, 1]``), policy initialisation (torch generator seeded with ``seed``, or
-with ``policy.init_seed`` when set), and per-split evaluation streams (``[seed, 7, split]``) that
+with ``policy.init_seed`` when set), the observation statistics of ``policy.normalize_obs``
+(``[seed, 13]``), and per-split evaluation streams (``[seed, 7, split]``) that
 are rebuilt on every ``evaluate`` call, so evaluating never advances training.
 """
 
@@ -30,7 +31,9 @@ from .algos.reptile import ReptileRL
 from .config import InnerConfig, RLConfig
 from .diagnostics import policy_diagnostics
 from .inner_loop import InnerLoop
+from .obs_statistics import random_action_statistics
 from .policies import Policy, make_policy
+from .sampling.backends import env_horizon
 from .sampling.sampler import Sampler
 from .video import record_video
 
@@ -97,6 +100,10 @@ class RLExperiment:
             cfg.policy.init_log_std,
             init,
         )
+        if cfg.policy.normalize_obs:  # before the sampler, whose workers copy the policy
+            horizon = env_horizon(cfg.env.id, cfg.env.horizon)
+            mean, std = random_action_statistics(self.env, horizon, cfg.seed)
+            self.policy.set_obs_normalization(mean, std)
         self.sampler = Sampler.from_config(cfg, self.policy, self.sample_rng)
         self.inner = InnerLoop(
             self.policy,

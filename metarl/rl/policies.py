@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
+#: standardised observations are clipped to +-OBS_CLIP (as Stable-Baselines3's VecNormalize)
+OBS_CLIP = 10.0
 Dist = tuple[Tensor, ...]
 
 
@@ -71,9 +73,30 @@ class Policy(nn.Module):
                 nn.init.xavier_uniform_(layer.weight, generator=generator)
                 layer.bias.zero_()
 
+    def set_obs_normalization(self, mean: Tensor, std: Tensor) -> None:
+        """Standardise every observation the policy reads as ``clip((obs - mean) / std, -10,
+        10)`` with these fixed statistics (``policy.normalize_obs``), kept as buffers so they
+        are saved and loaded with the state dict; they are not parameters, so no gradient step
+        moves them."""
+        if mean.shape != (self.obs_dim,) or std.shape != (self.obs_dim,):
+            raise ValueError(
+                f"observation statistics must have shape ({self.obs_dim},), got "
+                f"{tuple(mean.shape)} and {tuple(std.shape)}"
+            )
+        if not (torch.isfinite(mean).all() and torch.isfinite(std).all() and (std > 0).all()):
+            raise ValueError("observation statistics must be finite, with a positive std")
+        self.register_buffer("obs_mean", mean.detach().float().clone())
+        self.register_buffer("obs_std", std.detach().float().clone())
+
+    def normalize(self, obs: Tensor) -> Tensor:
+        """``obs`` standardised (see :meth:`set_obs_normalization`), or unchanged without it."""
+        if "obs_mean" not in self._buffers:
+            return obs
+        return ((obs - self.obs_mean) / self.obs_std).clamp(-OBS_CLIP, OBS_CLIP)
+
     def trunk(self, obs: Tensor) -> Tensor:
         act = ACTIVATIONS[self.activation]
-        x = obs
+        x = self.normalize(obs)
         for i, layer in enumerate(self.layers):
             x = batched_linear(x, layer.weight, layer.bias)
             if i < len(self.layers) - 1:
@@ -89,7 +112,7 @@ class Policy(nn.Module):
         """The input of the activation of every hidden layer, ``[..., width]`` each, for shared
         ``params`` (diagnostics: units that never or always fire)."""
         act = ACTIVATIONS[self.activation]
-        out, x = [], obs
+        out, x = [], self.normalize(obs)
         for i in range(len(self.layers) - 1):
             pre = F.linear(x, params[f"layers.{i}.weight"], params[f"layers.{i}.bias"])
             out.append(pre)
