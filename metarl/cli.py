@@ -3,7 +3,7 @@
     metarl train CONFIG [--set k=v ...] [--run-dir DIR] [--seed N] [--iterations N] [--eval-tasks N]
                  [--device auto|cpu|cuda|cuda:N]
     metarl train --resume RUN_DIR [--iterations N] [--device D]
-    metarl evaluate RUN_DIR [--split test] [--tasks N] [--device D]
+    metarl evaluate RUN_DIR [--split test] [--tasks N] [--device D] [--set env.k=v ...]
     metarl adapt RUN_DIR --task velocity=2.5 [--task ...] [--steps 3] [--episodes 20] [--video F [--video-before]]
     metarl compare RUN_DIR [RUN_DIR ...] [--group-by config|KEY] [--out F.png] [--json F]
                    [--markdown]
@@ -69,6 +69,16 @@ def _parser() -> argparse.ArgumentParser:
         "--device",
         metavar="auto|cpu|cuda|cuda:N",
         help="where to evaluate (default: the run's train.device); e.g. a GPU run on a CPU",
+    )
+    e.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="evaluate under a changed env, task distribution or protocol: keys under "
+        f"{', '.join(EVALUATE_SECTIONS)} only (e.g. env.kwargs.velocity=com); repeatable; the "
+        "result is saved under a name that lists the changes",
     )
 
     a = sub.add_parser("adapt", help="adapt a trained meta-RL policy to given task variants")
@@ -239,16 +249,29 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
 
     _positive("--tasks", args.tasks)
     config = rundir.load_run_config(args.run_dir)
-    if args.device is not None:
-        data = cfgmod.apply_overrides(
-            config.model_dump(mode="json"), [f"train.device={args.device}"]
-        )
-        config = cfgmod.validate(data, "--device")
-    curve = trainer.evaluate_run(args.run_dir, config, args.split, args.tasks)
+    for item in args.overrides:
+        section = item.partition("=")[0].strip().split(".")[0]
+        if section not in EVALUATE_SECTIONS:
+            raise UserError(
+                f"evaluate --set {item}: only keys under {', '.join(EVALUATE_SECTIONS)} can change "
+                "at evaluation (the rest define the trained model); train a new run for the others"
+            )
+    if args.device is not None or args.overrides:
+        device = [] if args.device is None else [f"train.device={args.device}"]
+        data = cfgmod.apply_overrides(config.model_dump(mode="json"), device + args.overrides)
+        config = cfgmod.validate(data, "--set" if args.overrides else "--device")
+    curve = trainer.evaluate_run(args.run_dir, config, args.split, args.tasks, args.overrides)
+    changed = f", {' '.join(args.overrides)}" if args.overrides else ""
     console.print(
-        trainer.curve_table(curve, f"{args.run_dir} ({args.split}, {curve.num_tasks} tasks)")
+        trainer.curve_table(
+            curve, f"{args.run_dir} ({args.split}, {curve.num_tasks} tasks{changed})"
+        )
     )
     return 0
+
+
+#: config sections ``metarl evaluate --set`` may change (the others define the trained model)
+EVALUATE_SECTIONS = ("env", "task", "eval")
 
 
 def parse_task(text: str) -> dict:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -273,14 +274,25 @@ def _train(
 
 
 def evaluate_run(
-    run_dir: Path, config: BaseModel, split: str, tasks: int | None
+    run_dir: Path,
+    config: BaseModel,
+    split: str,
+    tasks: int | None,
+    overrides: Sequence[str] = (),
 ) -> AdaptationCurve:
-    """Re-evaluate the last checkpoint of a run; writes ``evaluations/<split>-<tasks>.json``."""
+    """Re-evaluate the last checkpoint of a run; writes ``evaluations/<split>-<tasks>tasks.json``,
+    or, when ``config`` differs from the run's by ``overrides`` (``env.kwargs.velocity=com``),
+    ``<split>-<tasks>tasks-<overrides>.json`` with the overrides recorded."""
     with restored_experiment(run_dir, config) as (experiment, state):
         curve = experiment.evaluate(tasks, split)
         device = device_summary(experiment_device(experiment))
-    out = run_dir / "evaluations" / f"{split}-{curve.num_tasks}tasks.json"
+    name = f"{split}-{curve.num_tasks}tasks"
+    if overrides:
+        name += "-" + re.sub(r"[^A-Za-z0-9_.=,+-]", "_", "-".join(overrides))
+    out = run_dir / "evaluations" / f"{name}.json"
     out.parent.mkdir(exist_ok=True)
     record = {"iteration": state["iteration"], "split": split, **device, "eval": curve.as_dict()}
+    if overrides:
+        record["overrides"] = list(overrides)
     out.write_text(json.dumps(record, indent=2))
     return curve

@@ -297,3 +297,19 @@ def test_plot_bad_input_is_one_line_and_exit_2(trained, tmp_path):
         assert res.returncode == 2 and expected in res.stderr, res.stderr
         assert len(res.stderr.strip().splitlines()) == 1
     assert not Path(out).exists()
+
+
+def test_evaluate_under_changed_settings_saves_apart_and_refuses_model_keys(run_copy):
+    base = run_cli("evaluate", str(run_copy), "--tasks", "8")
+    fewer = run_cli("evaluate", str(run_copy), "--tasks", "8", "--set", "task.shots=2")
+    assert base.returncode == 0 and fewer.returncode == 0, fewer.stderr
+    assert "task.shots=2" in fewer.stdout
+    runs = run_copy / "evaluations"
+    plain = json.loads((runs / "test-8tasks.json").read_text())
+    changed = json.loads((runs / "test-8tasks-task.shots=2.json").read_text())
+    assert changed["overrides"] == ["task.shots=2"] and "overrides" not in plain
+    # two support examples instead of ten adapt worse on the same held-out tasks
+    assert changed["eval"]["mean"][1] > plain["eval"]["mean"][1]
+    assert "shots: 10" in (run_copy / "config.yaml").read_text()  # the run itself unchanged
+    res = run_cli("evaluate", str(run_copy), "--set", "model.hidden_sizes=[8]")
+    assert res.returncode == 2 and "only keys under env, task, eval" in res.stderr
