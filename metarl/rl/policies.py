@@ -74,8 +74,8 @@ class Policy(nn.Module):
                 layer.bias.zero_()
 
     def set_obs_normalization(self, mean: Tensor, std: Tensor) -> None:
-        """Standardise every observation the policy reads as ``clip((obs - mean) / std, -10,
-        10)`` with these fixed statistics (``policy.normalize_obs``), kept as buffers so they
+        """Standardise every observation the policy reads as ``clip((obs - mean) / std,
+        -OBS_CLIP, OBS_CLIP)`` with these fixed statistics (``policy.normalize_obs``), kept as buffers so they
         are saved and loaded with the state dict; they are not parameters, so no gradient step
         moves them."""
         if mean.shape != (self.obs_dim,) or std.shape != (self.obs_dim,):
@@ -88,9 +88,14 @@ class Policy(nn.Module):
         self.register_buffer("obs_mean", mean.detach().float().clone())
         self.register_buffer("obs_std", std.detach().float().clone())
 
+    @property
+    def normalizes_obs(self) -> bool:
+        """Whether :meth:`set_obs_normalization` gave the policy observation statistics."""
+        return "obs_mean" in self._buffers
+
     def normalize(self, obs: Tensor) -> Tensor:
         """``obs`` standardised (see :meth:`set_obs_normalization`), or unchanged without it."""
-        if "obs_mean" not in self._buffers:
+        if not self.normalizes_obs:
             return obs
         return ((obs - self.obs_mean) / self.obs_std).clamp(-OBS_CLIP, OBS_CLIP)
 

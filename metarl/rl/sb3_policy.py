@@ -194,7 +194,7 @@ def load_into_sb3(policy: GaussianMLPPolicy | CategoricalMLPPolicy, sb3: SB3Mode
     """Copy a metarl policy into SB3's actor in place (e.g. to fine-tune a meta-learned policy
     with SB3). The value network and the optimizer's state are left as they are; build the SB3
     model with :func:`sb3_policy_kwargs` on :func:`sb3_env`, so its spaces are the policy's."""
-    if "obs_mean" in policy._buffers:
+    if policy.normalizes_obs:
         raise ValueError(
             "the metarl policy standardises its observations (policy.normalize_obs), SB3's "
             "actor reads them raw; train without policy.normalize_obs to hand it to SB3"
