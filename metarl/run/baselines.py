@@ -7,6 +7,7 @@ inner loop, evaluation and seed the baselines share, and the budget of each base
     pretrained: {learner: trpo, iterations: 100, env_steps_per_iteration: 160000}
     oracle: {learner: ppo, iterations: 100, env_steps_per_iteration: 160000}
     rl2: {iterations: 100, env_steps_per_iteration: 160000, episodes_per_trial: 2}
+    test_inner_lrs: {pretrained: [0.1], random: [0.5, 0.25]}   # optional, see below
 
 ``metarl baselines CONFIG --run-dir DIR [--maml RUN ...] [--methods a,b]`` then, for each
 baseline (``--methods``: a subset, e.g. to train two at once in two processes), trains it
@@ -17,15 +18,23 @@ evaluates an untrained policy the same way (``DIR/random``); reads the MAML runs
 (the table, with the paper's rows and each method's env steps) and ``DIR/baselines.png`` (the
 MAML paper's figure: return after 0..3 gradient steps for MAML, pretrained and random init, the
 oracle as a line, RL² per trial episode, the paper's curves dashed).
+
+Every baseline is adapted with MAML's own test-time step sizes (the meta config's
+``eval.inner_lrs``), so the comparison holds the test protocol fixed. The MAML authors' test
+scripts instead gave each baseline a step size of its own (``maml_examples/test_maml_*.py``:
+the first step, halved after it); ``test_inner_lrs`` names such steps per baseline
+(``pretrained``, ``random``), and each listed baseline is evaluated a second time with them
+and gets a row of its own (``pretrained, test steps 0.2, 0.1``), saved beside its run as
+``metarl evaluate --set eval.inner_lrs=[...]`` saves it.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, PositiveFloat
 from rich.console import Console
 
 from metarl.rl.config import SB3Training
@@ -34,7 +43,7 @@ from metarl.schema import StrictModel
 from .config import apply_overrides, read_config_file, validate, validate_model
 from .errors import UserError
 from .plots import plot_baselines
-from .rundir import CONFIG_NAME, checkpoint_path
+from .rundir import CONFIG_NAME, checkpoint_path, evaluation_path, load_run_config
 
 METHODS = ("pretrained", "oracle", "rl2")
 
@@ -49,12 +58,16 @@ class BaselineBudget(SB3Training):
 
 class BaselinesConfig(StrictModel):
     """``meta_config`` (path, relative to the baselines config) and one section per baseline
-    to train; a baseline left out is not run."""
+    to train; a baseline left out is not run. ``test_inner_lrs``: test-time step sizes of a
+    baseline's own (``pretrained``, ``random``), evaluated in addition to MAML's."""
 
     meta_config: str
     pretrained: BaselineBudget | None = None
     oracle: BaselineBudget | None = None
     rl2: BaselineBudget | None = None
+    test_inner_lrs: dict[Literal["pretrained", "random"], list[PositiveFloat]] = Field(
+        default_factory=dict
+    )
 
 
 def load_baselines_config(path: Path) -> tuple[BaselinesConfig, Path]:
@@ -98,20 +111,45 @@ def run_or_collect(config: Any, run_dir: Path, console: Console) -> dict[str, An
     return train(config, run_dir, console=console)
 
 
-def random_init(meta: Any, run_dir: Path, console: Console) -> dict[str, Any]:
-    """The untrained policy adapted and evaluated as MAML's (``DIR/random/summary.json``)."""
+def random_init(
+    meta: Any, run_dir: Path, console: Console, overrides: list[str] | None = None
+) -> dict[str, Any]:
+    """The untrained policy adapted and evaluated as MAML's (``DIR/random/summary.json``), or
+    under ``overrides`` of the meta config's eval section (``DIR/random/evaluations/...``)."""
     from .trainer import opened_experiment
 
-    path = run_dir / "summary.json"
+    if overrides:
+        meta = validate(apply_overrides(meta.model_dump(mode="json"), overrides), "random init")
+        path = evaluation_path(run_dir, "test", meta.eval.tasks, overrides)
+    else:
+        path = run_dir / "summary.json"
     if path.is_file():
         return json.loads(path.read_text())
     with opened_experiment(meta) as experiment:
         curve = experiment.evaluate(meta.eval.tasks, "test")
     summary = {"method": "random", "seed": meta.seed, "eval": curve.as_dict(), "env_steps": 0}
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if overrides:
+        summary["overrides"] = overrides
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2) + "\n")
-    console.print(f"random init: {[round(m, 1) for m in curve.mean]}", highlight=False)
+    changed = f" ({', '.join(overrides)})" if overrides else ""
+    console.print(f"random init{changed}: {[round(m, 1) for m in curve.mean]}", highlight=False)
     return summary
+
+
+def pretrained_own_steps(run_dir: Path, overrides: list[str]) -> list[float] | None:
+    """The finished pretrained run re-evaluated under ``overrides`` (as ``metarl evaluate
+    --set`` does, and saved where it saves), or None while the run is not finished."""
+    from .trainer import evaluate_run
+
+    if not (run_dir / "summary.json").is_file():
+        return None
+    config = load_run_config(run_dir)
+    config = validate(apply_overrides(config.model_dump(mode="json"), overrides), str(run_dir))
+    path = evaluation_path(run_dir, "test", config.eval.tasks, overrides)  # type: ignore[attr-defined]
+    if path.is_file():
+        return json.loads(path.read_text())["eval"]["mean"]
+    return evaluate_run(run_dir, config, "test", None, overrides).mean
 
 
 def maml_curves(run_dirs: list[Path]) -> tuple[list[float], int] | None:
@@ -129,6 +167,10 @@ def maml_curves(run_dirs: list[Path]) -> tuple[list[float], int] | None:
     width = min(len(c) for c in curves)
     mean = [sum(c[i] for c in curves) / len(curves) for i in range(width)]
     return mean, max(steps)
+
+
+def _steps(lrs: list[float]) -> str:
+    return ", ".join(f"{lr:g}" for lr in lrs)
 
 
 def _fmt(values: list[float]) -> str:
@@ -187,6 +229,18 @@ def run_baselines(
         rows[names[method]] = (summary["eval"]["mean"], int(summary.get("env_steps", 0)))
     if "random" in chosen or (run_dir / "random" / "summary.json").is_file():
         rows["random init"] = (random_init(meta, run_dir / "random", console)["eval"]["mean"], 0)
+    for method, lrs in cfg.test_inner_lrs.items():  # type: ignore[attr-defined]
+        overrides = [f"eval.inner_lrs=[{','.join(str(lr) for lr in lrs)}]"]
+        label = f"{'random init' if method == 'random' else method}, test steps {_steps(lrs)}"
+        if method == "random" and "random init" in rows:
+            rows[label] = (
+                random_init(meta, run_dir / "random", console, overrides)["eval"]["mean"],
+                0,
+            )
+        elif method == "pretrained" and "pretrained" in rows:
+            values = pretrained_own_steps(run_dir / "pretrained", overrides)
+            if values is not None:
+                rows[label] = (values, rows["pretrained"][1])
     env_id = meta.env.id  # type: ignore[attr-defined]
     paper = dict(PAPER_BASELINES.get(env_id, {}))
     if env_id in PAPER_CURVES:

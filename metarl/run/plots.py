@@ -135,17 +135,25 @@ def plot_baselines(
     path: Path,
 ) -> Path:
     """``metarl baselines``' figure, the MAML paper's: ``rows`` ({method: (curve, env steps)})
-    against gradient steps, the oracle as a line, RL² per trial episode, ``paper`` dotted."""
+    against gradient steps, the oracle as a line, RL² per trial episode, ``paper`` dotted; a
+    row ``"<method>, test steps ..."`` (the baseline's own step sizes) dashed in its method's
+    colour."""
+
+    def method(name: str) -> str:
+        base = name.split(", test steps")[0]
+        return "random" if base == "random init" else base
+
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    names = dict.fromkeys(["MAML", *paper, *(n if n != "random init" else "random" for n in rows)])
+    names = dict.fromkeys(["MAML", *paper, *(method(n) for n in rows)])
     colors = {name: f"C{i}" for i, name in enumerate(names)}  # a method's colour, ours and paper
-    colors["random init"] = colors["random"]
     for name, (values, _) in rows.items():
+        color = colors[method(name)]
         if name == "oracle":
-            ax.axhline(values[0], color=colors[name], lw=1.5, label="oracle")
+            ax.axhline(values[0], color=color, lw=1.5, label="oracle")
             continue
         marker = "s" if name == "RL²" else "o"
-        ax.plot(range(len(values)), values, color=colors[name], marker=marker, lw=2, label=name)
+        ls = "--" if ", test steps" in name else "-"
+        ax.plot(range(len(values)), values, color=color, marker=marker, ls=ls, lw=2, label=name)
     for name, values in paper.items():
         style = {"color": colors[name], "ls": ":", "lw": 1, "label": f"paper: {name}"}
         if len(values) == 1:

@@ -8,12 +8,15 @@
         tensorboard/         the same scalars as events
         checkpoints/last.pt  written atomically every train.checkpoint_every iterations
         summary.json         the final evaluation (eval.metric, steps, mean, ci95, stderr, ...)
+        evaluations/         re-evaluations (``metarl evaluate``), one JSON file each
         *.png                the domain's plots
 """
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -54,6 +57,17 @@ def create_run_dir(path: Path, config: BaseModel) -> Path:
 
 def checkpoint_path(run_dir: Path) -> Path:
     return run_dir / "checkpoints" / CHECKPOINT_NAME
+
+
+def evaluation_path(
+    run_dir: Path, split: str, num_tasks: int, overrides: Sequence[str] = ()
+) -> Path:
+    """``evaluations/<split>-<n>tasks.json``, or ``...-<overrides>.json`` for an evaluation under
+    changed keys (``eval.inner_lrs=[0.2,0.1]``: ``test-40tasks-eval.inner_lrs=_0.2,0.1_.json``)."""
+    name = f"{split}-{num_tasks}tasks"
+    if overrides:
+        name += "-" + re.sub(r"[^A-Za-z0-9_.=,+-]", "_", "-".join(overrides))
+    return run_dir / "evaluations" / f"{name}.json"
 
 
 def load_run_config(run_dir: str | Path) -> BaseModel:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import json
-import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -32,7 +31,7 @@ from .lock import RunLock
 from .metrics import MetricsLog
 from .plots import plot_adaptation_curve
 from .progress import ProgressReporter
-from .rundir import CONFIG_NAME, checkpoint_path, create_run_dir, load_run_config
+from .rundir import CONFIG_NAME, checkpoint_path, create_run_dir, evaluation_path, load_run_config
 
 
 def run_device(config: BaseModel) -> torch.device:
@@ -286,10 +285,7 @@ def evaluate_run(
     with restored_experiment(run_dir, config) as (experiment, state):
         curve = experiment.evaluate(tasks, split)
         device = device_summary(experiment_device(experiment))
-    name = f"{split}-{curve.num_tasks}tasks"
-    if overrides:
-        name += "-" + re.sub(r"[^A-Za-z0-9_.=,+-]", "_", "-".join(overrides))
-    out = run_dir / "evaluations" / f"{name}.json"
+    out = evaluation_path(run_dir, split, curve.num_tasks, overrides)
     out.parent.mkdir(exist_ok=True)
     record = {"iteration": state["iteration"], "split": split, **device, "eval": curve.as_dict()}
     if overrides:

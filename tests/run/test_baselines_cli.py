@@ -29,6 +29,7 @@ def write_configs(tmp_path):
         "pretrained": {**BUDGET, "learner": "trpo", "kwargs": {"n_steps": 64}},
         "oracle": {**BUDGET, "learner": "ppo", "kwargs": {"n_steps": 64, "batch_size": 128}},
         "rl2": {**BUDGET, "episodes_per_trial": 2, "kwargs": {"n_steps": 64, "batch_size": 128}},
+        "test_inner_lrs": {"pretrained": [0.02], "random": [0.5]},
     }
     path = tmp_path / "baselines.yaml"
     path.write_text(yaml.safe_dump(baselines))
@@ -56,7 +57,21 @@ def test_baselines_train_then_collect_and_report(tmp_path):
     assert oracle["env_steps"] == 128 and len(oracle["eval"]["mean"]) == 1
     assert len(json.loads((out / "rl2" / "summary.json").read_text())["eval"]["mean"]) == 2
     # the random-init baseline is MAML's evaluation of an untrained policy: two points
-    assert len(json.loads((out / "random" / "summary.json").read_text())["eval"]["mean"]) == 2
+    random = json.loads((out / "random" / "summary.json").read_text())["eval"]["mean"]
+    assert len(random) == 2
+    # each baseline's own test step: a second evaluation of the same policy, saved as `metarl
+    # evaluate --set` saves it; before any step (same tasks, same policy) it agrees, after one
+    # step of another size it differs
+    for method, label, lr in (("pretrained", "pretrained", 0.02), ("random", "random init", 0.5)):
+        own = out / method / "evaluations" / f"test-4tasks-eval.inner_lrs=_{lr}_.json"
+        record = json.loads(own.read_text())
+        assert record["overrides"] == [f"eval.inner_lrs=[{lr}]"]
+        base = json.loads((out / method / "summary.json").read_text())["eval"]["mean"]
+        assert record["eval"]["mean"][0] == base[0] and record["eval"]["mean"][1] != base[1]
+        assert (
+            " / ".join(f"{v:.1f}" for v in record["eval"]["mean"])
+            in rows[f"{label}, test steps {lr}"]
+        )
 
     # collected again without retraining; one method per process, the others' runs still fill
     # the table
