@@ -17,6 +17,10 @@ key                  meaning
 ``always_on_units``  fraction of hidden units that stay in the linear regime on every valid
                      step (ReLU: always positive; tanh: ``|x| < 0.5``): they add no
                      non-linearity
+``clipped_obs``      fraction of observation components whose standardised value lies beyond
+                     ``+-OBS_CLIP`` and is clipped there (``policy.normalize_obs`` only; the
+                     fixed statistics come from random-action episodes, so a gait that leaves
+                     their range shows here)
 ``reward_task``      mean episode return without the control term
 ``reward_ctrl``      mean episode sum of the control term (``info["reward_ctrl"]``, <= 0); both
                      reward keys only where the env reports that term (the MuJoCo families)
@@ -34,7 +38,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from .policies import Policy
+from .policies import OBS_CLIP, Policy
 from .sampling.actions import ActionMap
 from .trajectories import Trajectories
 
@@ -58,6 +62,9 @@ def policy_diagnostics(
     with torch.no_grad():
         pre = policy.hidden_preactivations(params, obs)
         out.update(_unit_fractions(pre, policy.activation))
+        if policy.normalizes_obs:
+            z = (obs - policy.obs_mean) / policy.obs_std
+            out["clipped_obs"] = float((z.abs() > OBS_CLIP).float().mean())
         if not policy.discrete:
             mean, log_std = policy.dist(params, obs)
             actions = traj.actions.reshape(-1, traj.actions.shape[-1])[valid].numpy()

@@ -79,6 +79,23 @@ def test_action_statistics_in_env_units_over_valid_steps():
     assert d["reward_task"] == pytest.approx(float(batch.returns.mean()) + 0.4, abs=1e-6)
 
 
+def test_clipped_observations_only_with_normalisation_and_over_valid_steps():
+    policy = _policy("tanh", [[1, 0]] * 4, [0] * 4)
+    batch = _batch()
+    d = policy_diagnostics(policy, dict(policy.named_parameters()), batch, BOX, ActionMap())
+    assert "clipped_obs" not in d
+    # std 0.1 on the first input: its standardised value is 10 |obs - 0.5|, beyond the clip of
+    # 10 where |obs - 0.5| > 1; counted here over the valid steps and both components
+    policy.set_obs_normalization(torch.tensor([0.5, 0.0]), torch.tensor([0.1, 1.0]))
+    d = policy_diagnostics(policy, dict(policy.named_parameters()), batch, BOX, ActionMap())
+    valid = batch.mask > 0
+    first, second = batch.obs[..., 0][valid], batch.obs[..., 1][valid]
+    expected = (int(((first - 0.5).abs() > 1).sum()) + int((second.abs() > 10).sum())) / (
+        2 * len(first)
+    )
+    assert 0 < expected < 0.5 and d["clipped_obs"] == pytest.approx(expected)
+
+
 @pytest.mark.slow
 def test_training_logs_diagnostics_and_the_reward_split_on_half_cheetah():
     from metarl.rl import RLConfig
