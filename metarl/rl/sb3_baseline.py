@@ -20,7 +20,10 @@ policy (``metarl baselines`` computes it).
 
 The policy acts in the same units as metarl's sampler (``sampler.rescale_actions`` /
 ``action_scale``, :func:`metarl.rl.sb3_policy.sb3_env`), so a pretrained policy transfers to
-the inner loop unchanged.
+the inner loop unchanged. With ``policy.normalize_obs`` the pretrained policy reads the
+observations standardised with the run's fixed statistics, as the meta-learned policy does
+(:func:`metarl.rl.sb3_policy.standardized_vec_env`); the oracle and RL², never converted into
+a metarl policy, read them raw, as SB3's learners do by default.
 
 Random streams: SB3 draws from the process-wide torch, numpy and ``random`` generators. A
 private copy of those states, seeded from ``seed``, is swapped in around every SB3 call and
@@ -47,7 +50,7 @@ from metarl.core import AdaptationCurve, summarize
 from .config import RLConfig, SB3BaselineConfig
 from .experiment import RLExperiment
 from .sampling.backends import env_spec
-from .sb3_policy import policy_from_sb3, sb3_env, sb3_policy_kwargs
+from .sb3_policy import policy_from_sb3, sb3_env, sb3_policy_kwargs, standardized_vec_env
 from .sb3_vec_env import BatchedSB3VecEnv
 
 
@@ -122,8 +125,11 @@ class SB3BaselineExperiment(RLExperiment):
         kwargs = dict(b.kwargs)
         kwargs.setdefault("gamma", b.gamma)
         if b.method != "rl2":
+            # the network without the standardisation: the pretrained baseline's env applies it
+            # (standardized_vec_env), the oracle reads raw observations
+            network = cfg.policy.model_copy(update={"normalize_obs": False})
             kwargs["policy_kwargs"] = {
-                **sb3_policy_kwargs(cfg.policy),
+                **sb3_policy_kwargs(network),
                 **kwargs.get("policy_kwargs", {}),
             }
         policy = "MlpLstmPolicy" if b.method == "rl2" else "MlpPolicy"
@@ -168,16 +174,19 @@ class SB3BaselineExperiment(RLExperiment):
 
         b = self.baseline
         if b.method != "rl2" and env_spec(self.cfg.env.id).vector_entry_point is not None:
-            batched = BatchedSB3VecEnv(
-                self.cfg.env.id,
-                b.num_envs,
-                self.sampler.horizon,
-                self.cfg.env.kwargs,
-                self.cfg.sampler,
-                oracle=b.method == "oracle",
+            venv: Any = VecMonitor(
+                BatchedSB3VecEnv(
+                    self.cfg.env.id,
+                    b.num_envs,
+                    self.sampler.horizon,
+                    self.cfg.env.kwargs,
+                    self.cfg.sampler,
+                    oracle=b.method == "oracle",
+                )
             )
-            return VecMonitor(batched)
-        return DummyVecEnv([lambda: Monitor(self._make_env()) for _ in range(b.num_envs)])
+        else:
+            venv = DummyVecEnv([lambda: Monitor(self._make_env()) for _ in range(b.num_envs)])
+        return standardized_vec_env(venv, self.policy) if b.method == "pretrained" else venv
 
     def _sync_policy(self) -> None:
         """The pretrained SB3 policy's weights into the metarl policy that evaluate adapts."""
@@ -188,7 +197,10 @@ class SB3BaselineExperiment(RLExperiment):
                 action_space=self.env.action_space,
                 sampler=self.cfg.sampler,
             )
-            self.policy.load_state_dict(converted.state_dict())
+            state = converted.state_dict()
+            if self.policy.normalizes_obs:  # the statistics SB3's env standardised with
+                state.update(obs_mean=self.policy.obs_mean, obs_std=self.policy.obs_std)
+            self.policy.load_state_dict(state)
 
     # -- training -----------------------------------------------------------------------------
     def train_iteration(self, iteration: int) -> dict[str, float]:

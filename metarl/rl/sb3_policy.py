@@ -50,7 +50,7 @@ from stable_baselines3.common.torch_layers import FlattenExtractor, MlpExtractor
 from torch import nn
 
 from .config import PolicyConfig, SamplerConfig
-from .policies import CategoricalMLPPolicy, GaussianMLPPolicy, Policy
+from .policies import OBS_CLIP, CategoricalMLPPolicy, GaussianMLPPolicy, Policy
 
 #: metarl's ``policy.activation`` -> SB3's ``activation_fn``
 ACTIVATION_FNS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
@@ -142,6 +142,25 @@ def sb3_env(env: gymnasium.Env, sampler: SamplerConfig | None = None) -> gymnasi
     if target is env.action_space:
         return env
     return gymnasium.wrappers.RescaleAction(env, target.low, target.high)
+
+
+def standardized_vec_env(venv: Any, policy: Policy) -> Any:
+    """``venv`` with its observations standardised as ``policy`` standardises them
+    (``policy.normalize_obs``: ``clip((obs - mean) / std, +-OBS_CLIP)`` with its fixed
+    statistics), by SB3's own ``VecNormalize``, frozen; ``venv`` unchanged for a policy that
+    reads raw observations. SB3 trained on it holds the actor :func:`policy_from_sb3` converts,
+    to which the statistics are then added (:meth:`Policy.set_obs_normalization`)."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    if not policy.normalizes_obs:
+        return venv
+    eps = 1e-8  # VecNormalize divides by sqrt(var + eps): var = std^2 - eps divides by std
+    out = VecNormalize(
+        venv, training=False, norm_obs=True, norm_reward=False, clip_obs=OBS_CLIP, epsilon=eps
+    )
+    out.obs_rms.mean = policy.obs_mean.double().cpu().numpy()
+    out.obs_rms.var = policy.obs_std.double().cpu().numpy() ** 2 - eps
+    return out
 
 
 def sb3_parameter_names(sb3: SB3Model) -> dict[str, str]:

@@ -72,6 +72,35 @@ def test_pretrained_policy_is_the_sb3_policy_and_is_evaluated_as_maml(pretrained
     assert ours.mean == theirs.mean
 
 
+def test_a_normalising_config_pretrains_on_standardised_observations():
+    """With ``policy.normalize_obs`` SB3 trains on observations standardised with the run's
+    fixed statistics, and the converted policy, which standardises raw observations itself,
+    has SB3's action distribution."""
+    data = baseline_config("pretrained").model_dump(mode="json")
+    data["policy"]["normalize_obs"] = True
+    experiment = build(RLConfig.model_validate(data))
+    try:
+        experiment.train_iteration(0)
+        policy = experiment.policy
+        assert policy.normalizes_obs
+        raw = np.random.default_rng(0).normal(0.0, 0.3, size=(32, 2))
+        raw[0] = policy.obs_mean.numpy() + 15 * policy.obs_std.numpy()  # beyond the clip
+        standardised = experiment.train_env.normalize_obs(raw)
+        expected = np.clip((raw - policy.obs_mean.numpy()) / policy.obs_std.numpy(), -10, 10)
+        np.testing.assert_allclose(standardised, expected, rtol=1e-6, atol=1e-6)
+        with torch.no_grad():
+            theirs = experiment.model.policy.get_distribution(
+                torch.as_tensor(standardised, dtype=torch.float32)
+            ).distribution
+            mean, log_std = policy.dist(
+                dict(policy.named_parameters()), torch.as_tensor(raw, dtype=torch.float32)
+            )
+        torch.testing.assert_close(mean, theirs.mean, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(log_std.exp(), theirs.stddev)
+    finally:
+        experiment.close()
+
+
 def test_a_run_keeps_the_process_random_state_and_repeats_with_its_seed():
     """SB3 draws from the global generators; the run swaps in its own seeded copy."""
     torch.manual_seed(123)
