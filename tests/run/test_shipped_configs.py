@@ -40,6 +40,7 @@ PAPER_SETTINGS = {
     "half_cheetah_dir_paper.yaml": {"policy.activation": "relu", "train.iterations": 100},
     "half_cheetah_vel_paper.yaml": {
         "policy.activation": "relu",
+        "policy.normalize_obs": False,
         "train.iterations": 500,
         "algo.hvp_subsample": 0.2,
     },
