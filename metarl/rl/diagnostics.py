@@ -63,8 +63,8 @@ def policy_diagnostics(
         pre = policy.hidden_preactivations(params, obs)
         out.update(_unit_fractions(pre, policy.activation))
         if policy.normalizes_obs:
-            z = (obs - policy.obs_mean) / policy.obs_std
-            out["clipped_obs"] = float((z.abs() > OBS_CLIP).float().mean())
+            beyond = policy.standardized(obs).abs() > OBS_CLIP
+            out["clipped_obs"] = float(beyond.float().mean())
         if not policy.discrete:
             mean, log_std = policy.dist(params, obs)
             actions = traj.actions.reshape(-1, traj.actions.shape[-1])[valid].numpy()

@@ -75,9 +75,9 @@ class Policy(nn.Module):
 
     def set_obs_normalization(self, mean: Tensor, std: Tensor) -> None:
         """Standardise every observation the policy reads as ``clip((obs - mean) / std,
-        -OBS_CLIP, OBS_CLIP)`` with these fixed statistics (``policy.normalize_obs``), kept as buffers so they
-        are saved and loaded with the state dict; they are not parameters, so no gradient step
-        moves them."""
+        -OBS_CLIP, OBS_CLIP)`` with these fixed statistics (``policy.normalize_obs``), kept as
+        buffers so they are saved and loaded with the state dict; they are not parameters, so no
+        gradient step moves them."""
         if mean.shape != (self.obs_dim,) or std.shape != (self.obs_dim,):
             raise ValueError(
                 f"observation statistics must have shape ({self.obs_dim},), got "
@@ -93,11 +93,17 @@ class Policy(nn.Module):
         """Whether :meth:`set_obs_normalization` gave the policy observation statistics."""
         return "obs_mean" in self._buffers
 
+    def standardized(self, obs: Tensor) -> Tensor:
+        """``(obs - mean) / std`` before the clip (the policy must normalise observations;
+        diagnostics: which inputs the clip hides)."""
+        return (obs - self.obs_mean) / self.obs_std
+
     def normalize(self, obs: Tensor) -> Tensor:
-        """``obs`` standardised (see :meth:`set_obs_normalization`), or unchanged without it."""
+        """``obs`` standardised and clipped (see :meth:`set_obs_normalization`), or unchanged
+        without statistics."""
         if not self.normalizes_obs:
             return obs
-        return ((obs - self.obs_mean) / self.obs_std).clamp(-OBS_CLIP, OBS_CLIP)
+        return self.standardized(obs).clamp(-OBS_CLIP, OBS_CLIP)
 
     def trunk(self, obs: Tensor) -> Tensor:
         act = ACTIVATIONS[self.activation]

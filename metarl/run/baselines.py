@@ -211,7 +211,7 @@ def run_baselines(
     maml = maml_curves(maml_runs)
     if maml is not None:
         rows["MAML"] = maml
-    names = {"pretrained": "pretrained", "oracle": "oracle", "rl2": "RL²"}
+    names = {"pretrained": "pretrained", "oracle": "oracle", "rl2": "RL²", "random": "random init"}
     chosen = set(methods or [*METHODS, "random"])
     unknown = chosen - {*METHODS, "random"}
     if unknown:
@@ -228,11 +228,11 @@ def run_baselines(
             continue
         rows[names[method]] = (summary["eval"]["mean"], int(summary.get("env_steps", 0)))
     if "random" in chosen or (run_dir / "random" / "summary.json").is_file():
-        rows["random init"] = (random_init(meta, run_dir / "random", console)["eval"]["mean"], 0)
+        rows[names["random"]] = (random_init(meta, run_dir / "random", console)["eval"]["mean"], 0)
     for method, lrs in cfg.test_inner_lrs.items():  # type: ignore[attr-defined]
         overrides = [f"eval.inner_lrs=[{','.join(str(lr) for lr in lrs)}]"]
-        label = f"{'random init' if method == 'random' else method}, test steps {_steps(lrs)}"
-        if method == "random" and "random init" in rows:
+        label = f"{names[method]}, test steps {_steps(lrs)}"
+        if method == "random" and names["random"] in rows:
             rows[label] = (
                 random_init(meta, run_dir / "random", console, overrides)["eval"]["mean"],
                 0,
