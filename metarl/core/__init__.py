@@ -7,7 +7,9 @@ from .batching import MODES, choose_task_batching, map_tasks
 from .curve_summary import AdaptationCurve, summarize
 from .inner import InnerSpec
 from .maml import MAML
+from .optimizer_state import load_optimizer_state
 from .params import (
+    CPU,
     Params,
     detach_params,
     expand_params,
@@ -20,6 +22,7 @@ from .params import (
 from .reptile import Reptile, adam_steps, reptile_update, sgd_steps
 
 __all__ = [
+    "CPU",
     "MAML",
     "MODES",
     "AdaptationCurve",
@@ -33,6 +36,7 @@ __all__ = [
     "detach_params",
     "expand_params",
     "functional",
+    "load_optimizer_state",
     "gradient_step",
     "map_tasks",
     "named_params",

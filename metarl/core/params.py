@@ -12,6 +12,8 @@ import torch
 from torch import Tensor, nn
 
 Params = dict[str, Tensor]
+#: the host device, where data starts and checkpoints are saved
+CPU = torch.device("cpu")
 
 
 def named_params(module: nn.Module) -> Params:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from metarl.core import MAML, Reptile, map_tasks
+from metarl.core import MAML, Reptile, load_optimizer_state, map_tasks
 
 from .config import AlgoConfig, FewShotConfig
 from .episodes import inner_batches
@@ -99,14 +99,9 @@ class GradientLearner(FewShotLearner):
         return {"learner": self.module.state_dict(), "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Load a state saved on any device: the optimizer's moments follow the parameters;
-        its step counts stay on the CPU, where Adam keeps them (not capturable or fused)."""
+        """Load a state saved on any device (:func:`metarl.core.load_optimizer_state`)."""
         super().load_state_dict(state)
-        self.optimizer.load_state_dict(state["optimizer"])
-        for param_state in self.optimizer.state.values():
-            step = param_state.get("step")
-            if isinstance(step, Tensor) and step.device.type != "cpu":
-                param_state["step"] = step.cpu()
+        load_optimizer_state(self.optimizer, state["optimizer"])
 
 
 class ProtoNetLearner(GradientLearner):

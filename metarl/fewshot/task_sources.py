@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils import _pytree as pytree
 
-from metarl.core import functional
+from metarl.core import CPU, functional
 
 from .config import FewShotConfig
 from .datasets import load_dataset
@@ -24,7 +24,6 @@ from .losses import classification_loss
 from .sinusoid import SinusoidTasks
 
 Pair = tuple[Tensor, Tensor]
-CPU = torch.device("cpu")
 
 
 class TaskSource(Protocol):

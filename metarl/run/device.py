@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from .errors import UserError
+from metarl.core import CPU
 
-CPU = torch.device("cpu")
+from .errors import UserError
 
 
 def resolve_device(name: str) -> torch.device:
@@ -36,7 +36,7 @@ def resolve_device(name: str) -> torch.device:
         raise UserError(
             f"`train.device` = {name!r}, but torch ({torch.__version__}, {build}) finds no CUDA "
             "GPU on this machine; set `train.device: cpu` (or `auto`), e.g. "
-            "`--set train.device=cpu` (`--device cpu` for evaluate)"
+            "`--set train.device=cpu` (`--device cpu` for evaluate and adapt)"
         )
     device = torch.device(name)
     count = torch.cuda.device_count()
