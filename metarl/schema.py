@@ -46,7 +46,9 @@ class TrainConfig(StrictModel):
                                  one is an error naming the fix (``train.device: cpu``).
                                  Checkpoints are saved on the CPU and load on any device;
                                  the device used is printed and written to summary.json.
-                                 Meta-RL runs on the CPU for now (``auto`` picks it)
+                                 Meta-RL's learner computes there too; its envs step
+                                 on the CPU (one transfer each way per sampling
+                                 phase); the SB3 baselines train on the CPU
     ============================ =================================================
     """
 

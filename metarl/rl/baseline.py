@@ -20,7 +20,11 @@ def baseline_features(obs: Tensor, mask: Tensor) -> Tensor:
     """Features ``[..., H, 2 * obs + 4]`` of observations ``[..., H, obs]`` (zero where masked)."""
     horizon = obs.shape[-2]
     obs = obs.clamp(-10.0, 10.0)
-    t = (torch.arange(horizon, dtype=obs.dtype) / 100.0).view(horizon, 1).expand(*obs.shape[:-1], 1)
+    t = (
+        (torch.arange(horizon, dtype=obs.dtype, device=obs.device) / 100.0)
+        .view(horizon, 1)
+        .expand(*obs.shape[:-1], 1)
+    )
     ones = torch.ones_like(t)
     feats = torch.cat([obs, obs.pow(2), t, t.pow(2), t.pow(3), ones], -1)
     return feats * mask.unsqueeze(-1)
@@ -43,10 +47,10 @@ def fit_linear_baseline(
     targets = (returns * mask).double().flatten(1, 2)
     xtx = feats.transpose(1, 2) @ feats
     xty = (feats.transpose(1, 2) @ targets.unsqueeze(-1)).squeeze(-1)
-    eye = torch.eye(xtx.shape[-1], dtype=xtx.dtype)
-    reg = torch.full((xtx.shape[0],), float(reg_coeff), dtype=xtx.dtype)
+    eye = torch.eye(xtx.shape[-1], dtype=xtx.dtype, device=xtx.device)
+    reg = torch.full((xtx.shape[0],), float(reg_coeff), dtype=xtx.dtype, device=xtx.device)
     weights = torch.zeros_like(xty)
-    todo = torch.ones(xtx.shape[0], dtype=torch.bool)
+    todo = torch.ones(xtx.shape[0], dtype=torch.bool, device=xtx.device)
     for _ in range(max_tries + 1):
         idx = todo.nonzero().squeeze(1)
         w, info = _solve(xtx[idx] + reg[idx, None, None] * eye, xty[idx])

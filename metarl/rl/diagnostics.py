@@ -67,11 +67,11 @@ def policy_diagnostics(
             out["clipped_obs"] = float(beyond.float().mean())
         if not policy.discrete:
             mean, log_std = policy.dist(params, obs)
-            actions = traj.actions.reshape(-1, traj.actions.shape[-1])[valid].numpy()
+            actions = traj.actions.reshape(-1, traj.actions.shape[-1])[valid].cpu().numpy()
             low, high = action_space.low, action_space.high
             out["clipped_actions"] = float(action_map.outside_bounds(actions, low, high).mean())
             out["abs_action_mean"] = float(
-                np.abs(action_map.unclipped(mean.numpy(), low, high)).mean()
+                np.abs(action_map.unclipped(mean.cpu().numpy(), low, high)).mean()
             )
             out["log_std"] = float(log_std.mean())
     if traj.reward_ctrl is not None:

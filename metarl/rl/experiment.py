@@ -5,6 +5,13 @@ and env resets (``[seed, 1]``), policy initialisation (torch generator seeded wi
 with ``policy.init_seed`` when set), the observation statistics of ``policy.normalize_obs``
 (``[seed, 13]``), and per-split evaluation streams (``[seed, 7, split]``) that
 are rebuilt on every ``evaluate`` call, so evaluating never advances training.
+
+The learner computes on ``device`` (the run layer resolves ``train.device`` to it): the policy,
+Meta-SGD's step sizes, the learner's state, the inner steps, baseline fits and advantages, TRPO's
+curvature products, CG and line search, and the evaluation's adaptation steps. The envs step on
+the CPU; the sampler moves parameters there and episodes back once per sampling phase
+(:class:`~metarl.rl.sampling.sampler.Sampler`). The policy is initialised on the CPU before it
+moves, so a seed gives the same initial weights on every device.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import numpy as np
 import torch
 
 from metarl.core import (
+    CPU,
     AdaptationCurve,
     InnerSpec,
     Params,
@@ -83,8 +91,9 @@ class RLExperiment:
 
     progress_keys = ["train/return_before", "train/return_after", "perf/env_steps_per_s"]
 
-    def __init__(self, cfg: RLConfig) -> None:
+    def __init__(self, cfg: RLConfig, device: torch.device | str = CPU) -> None:
         self.cfg = cfg
+        self.device = torch.device(device)
         algo = cfg.algo
         self.task_rng = np.random.default_rng([cfg.seed, 0])
         self.sample_rng = np.random.default_rng([cfg.seed, 1])
@@ -104,7 +113,8 @@ class RLExperiment:
             horizon = env_horizon(cfg.env.id, cfg.env.horizon)
             mean, std = random_action_statistics(self.env, horizon, cfg.seed)
             self.policy.set_obs_normalization(mean, std)
-        self.sampler = Sampler.from_config(cfg, self.policy, self.sample_rng)
+        self.policy.to(self.device)  # the sampler keeps a CPU copy for its rollouts
+        self.sampler = Sampler.from_config(cfg, self.policy, self.sample_rng, self.device)
         self.inner = InnerLoop(
             self.policy,
             inner_spec(algo.inner, self.policy),
@@ -241,8 +251,8 @@ class RLExperiment:
             self.cfg.env.id,
             self.cfg.env.kwargs,
             self.sampler.horizon,
-            self.policy,
-            params,
+            self.sampler.policy,  # on the CPU, beside the env
+            [{k: v.detach().to(CPU) for k, v in p.items()} for p in params],
             labels,
             self.task_env.complete_task(task),
             self.cfg.seed,
@@ -315,15 +325,16 @@ def inner_spec(cfg: InnerConfig, policy: Policy) -> InnerSpec:
     )
 
 
-def build(cfg: RLConfig) -> RLExperiment:
-    """The run layer's entry point: an :class:`RLExperiment` for ``cfg``."""
+def build(cfg: RLConfig, device: torch.device | str = CPU) -> RLExperiment:
+    """The run layer's entry point: an :class:`RLExperiment` for ``cfg`` on ``device`` (the
+    Stable-Baselines3 baselines train on the CPU)."""
     if not isinstance(cfg, RLConfig):
         cfg = RLConfig.model_validate(cfg)
     if cfg.algo.name == "sb3":
         from .sb3_baseline import SB3BaselineExperiment
 
         return SB3BaselineExperiment(cfg)
-    return RLExperiment(cfg)
+    return RLExperiment(cfg, device)
 
 
 __all__ = ["PAPER_BASELINES", "PAPER_CURVES", "RLExperiment", "build", "inner_spec", "paper_curves"]

@@ -3,9 +3,10 @@ policy-gradient loss reads."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import NamedTuple
 
+import torch
 from torch import Tensor
 
 
@@ -30,7 +31,8 @@ class Trajectories:
                                                   the MuJoCo families), else None
     ================ ============================ ==============================================
 
-    All floating tensors are float32 on the CPU.
+    All floating tensors are float32, on the CPU where sampling made them, on the learner's
+    device after :meth:`to` (the sampler's ``device``).
     """
 
     obs: Tensor
@@ -40,6 +42,11 @@ class Trajectories:
     returns: Tensor
     lengths: Tensor
     reward_ctrl: Tensor | None = None
+
+    def to(self, device: torch.device | str) -> Trajectories:
+        """Every tensor on ``device`` (itself, not a copy, where they are there already)."""
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        return replace(self, **{k: None if t is None else t.to(device) for k, t in moved.items()})
 
     @property
     def num_tasks(self) -> int:

@@ -36,15 +36,15 @@ from .rundir import CONFIG_NAME, checkpoint_path, create_run_dir, evaluation_pat
 
 def run_device(config: BaseModel) -> torch.device:
     """The device a config's run computes on: ``train.device`` resolved on this machine (a
-    missing GPU is a :class:`UserError`). Meta-RL runs on the CPU for now: ``auto`` picks it,
-    an explicit GPU is an error naming the fix."""
+    missing GPU is a :class:`UserError`). The Stable-Baselines3 baselines (``algo.name: sb3``)
+    train on the CPU: ``auto`` picks it for them, an explicit GPU is an error naming the fix."""
     name = config.train.device  # type: ignore[attr-defined]
     device = resolve_device(name)
-    if config.domain == "rl":  # type: ignore[attr-defined]
-        if device.type != "cpu" and name != "auto":
+    if config.domain == "rl" and config.algo.name == "sb3":  # type: ignore[attr-defined]
+        if device.type != "cpu" and name.strip().lower() != "auto":
             raise UserError(
-                f"`train.device` = {name!r}: meta-RL runs on the CPU so far (the few-shot domain "
-                "uses the GPU); set `train.device: cpu` or `auto`"
+                f"`train.device` = {name!r}: the Stable-Baselines3 baselines train on the CPU "
+                "(meta-RL's learners use the GPU); set `train.device: cpu` or `auto`"
             )
         return CPU
     return device
@@ -73,7 +73,7 @@ def build_experiment(config: BaseModel) -> Experiment:
             return build_fewshot(config, device=device)  # type: ignore[arg-type]
         from metarl.rl.experiment import build as build_rl
 
-        return build_rl(config)  # type: ignore[arg-type]
+        return build_rl(config, device=device)  # type: ignore[arg-type]
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e)) from None
 

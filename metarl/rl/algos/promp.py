@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from metarl.core import Params, detach_params, named_params
+from metarl.core import Params, detach_params, load_optimizer_state, named_params
 
 from ..inner_loop import InnerLoop
 from ..losses import clipped_surrogate_loss, masked_mean, mean_kl
@@ -235,7 +235,7 @@ class ProMP:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(self.optimizer, state["optimizer"])  # saved on any device
         self.inner_kl_penalty = [float(x) for x in state["inner_kl_penalty"]]
 
 

@@ -12,6 +12,11 @@ and returns the same :class:`~metarl.rl.trajectories.Trajectories` ``[tasks, epi
   drawn from the sampler's generator, so the same seed and worker count give the same
   trajectories (which differ from the in-process backends', with the same distribution).
 
+Sampling runs on the CPU (the envs are numpy). A learner on another device (``device``, a GPU)
+costs one transfer each way per sampling phase: :meth:`Sampler.sample` copies the parameters to
+the CPU once, rolls out with a CPU copy of the policy (made at construction, buffers included),
+and returns the trajectories moved to ``device`` in one go.
+
 In this process sampling runs under ``torch.no_grad()`` with ``torch.set_num_threads(num_threads)``
 and restores the previous count afterwards. The default (None) keeps the process's count where
 idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE``, which the ``metarl`` command sets; see
@@ -23,6 +28,7 @@ against 1.25 s with 1; 0.98 s with 2 sleeping ones). Workers use one torch threa
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -33,6 +39,7 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import Tensor
 
+from metarl.core import CPU
 from metarl.threads import idle_threads_sleep, torch_threads
 
 from ..policies import Policy
@@ -51,7 +58,9 @@ class Sampler:
     core / per cluster CPU); ``address``: the Ray cluster (``ray`` only; None starts a local
     runtime); ``timeout_s``: longest a worker phase may take (default: no limit; dead workers are
     noticed at once regardless); ``action_map``: how Gaussian actions reach the env (default:
-    clipped to the bounds, see :mod:`metarl.rl.sampling.actions`). Call :meth:`close` (or use ``with``) to stop workers and envs.
+    clipped to the bounds, see :mod:`metarl.rl.sampling.actions`); ``device``: where
+    :meth:`sample` returns the trajectories (the learner's device; default: the CPU, where they
+    are made). Call :meth:`close` (or use ``with``) to stop workers and envs.
     """
 
     def __init__(
@@ -68,6 +77,7 @@ class Sampler:
         num_workers: int | None = None,
         address: str | None = None,
         timeout_s: float | None = None,
+        device: torch.device | str = "cpu",
     ) -> None:
         self.plan = plan_sampler(env_id, backend, num_workers)
         if address is not None and self.plan.backend != "ray":
@@ -77,7 +87,9 @@ class Sampler:
             )
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
-        self.policy = policy
+        self.device = torch.device(device)
+        #: the policy the rollouts call: ``policy`` itself on the CPU, else a CPU copy of it
+        self.policy = policy if _on_cpu(policy) else copy.deepcopy(policy).to(CPU)
         self.backend = self.plan.backend
         self.horizon = env_horizon(env_id, horizon)
         self.num_threads = num_threads
@@ -90,7 +102,7 @@ class Sampler:
         in_worker = "batched" if gym_spec.vector_entry_point is not None else "vector"
         spec = WorkerSpec(
             env_id,
-            policy,
+            self.policy,
             self.backend if self.backend in ("batched", "vector") else in_worker,
             self.horizon,
             self.env_kwargs,
@@ -121,9 +133,15 @@ class Sampler:
         self.num_workers = self.plan.num_workers
 
     @classmethod
-    def from_config(cls, cfg: Any, policy: Policy, rng: np.random.Generator) -> Sampler:
+    def from_config(
+        cls,
+        cfg: Any,
+        policy: Policy,
+        rng: np.random.Generator,
+        device: torch.device | str = "cpu",
+    ) -> Sampler:
         """From an RL config's ``env`` and ``sampler`` sections
-        (:class:`metarl.rl.config.RLConfig`)."""
+        (:class:`metarl.rl.config.RLConfig`), returning trajectories on ``device``."""
         sc = cfg.sampler
         return cls(
             cfg.env.id,
@@ -137,6 +155,7 @@ class Sampler:
             num_workers=sc.num_workers,
             address=sc.address,
             timeout_s=sc.timeout_s,
+            device=device,
         )
 
     def describe(self) -> str:
@@ -180,14 +199,15 @@ class Sampler:
         """Run ``episodes_per_task`` episodes of every task with ``params``.
 
         ``params`` is shared (one policy for all tasks) or stacked ``[tasks, ...]`` (one policy
-        per task). ``rng`` defaults to the sampler's own generator.
+        per task), on any device. ``rng`` defaults to the sampler's own generator. The
+        trajectories are on the sampler's ``device``.
         """
         if episodes_per_task < 1:
             raise ValueError(f"episodes_per_task must be >= 1, got {episodes_per_task}")
         if not tasks:
             raise ValueError("sample needs at least one task")
         rng = self.rng if rng is None else rng
-        params = {k: v.detach() for k, v in params.items()}
+        params = {k: v.detach().to(CPU) for k, v in params.items()}  # one transfer
         stacked = is_stacked(self.policy, params)
         if stacked and next(iter(params.values())).shape[0] != len(tasks):
             rows = next(iter(params.values())).shape[0]
@@ -216,4 +236,8 @@ class Sampler:
         traj = to_trajectories(arrays)
         self.total_time += time.perf_counter() - start
         self.total_steps += traj.env_steps
-        return traj
+        return traj.to(self.device)  # one transfer (none on the CPU)
+
+
+def _on_cpu(policy: Policy) -> bool:
+    return all(t.device == CPU for t in (*policy.parameters(), *policy.buffers()))
