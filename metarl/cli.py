@@ -5,6 +5,7 @@
     metarl train --resume RUN_DIR [--iterations N] [--device D]
     metarl evaluate RUN_DIR [--split test] [--tasks N] [--device D] [--set env.k=v ...]
     metarl adapt RUN_DIR --task velocity=2.5 [--task ...] [--steps 3] [--episodes 20] [--video F [--video-before]]
+                 [--device D]
     metarl compare RUN_DIR [RUN_DIR ...] [--group-by config|KEY] [--out F.png] [--json F]
                    [--markdown]
     metarl baselines CONFIG [--run-dir DIR] [--maml RUN_DIR ...] [--methods a,b] [--set k=v ...]
@@ -102,6 +103,11 @@ def _parser() -> argparse.ArgumentParser:
         "--video-before",
         action="store_true",
         help="with --video: the policy before adaptation beside the adapted one",
+    )
+    a.add_argument(
+        "--device",
+        metavar="auto|cpu|cuda|cuda:N",
+        help="where the adaptation steps compute (default: the run's train.device)",
     )
 
     c = sub.add_parser(
@@ -244,7 +250,6 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
-    from metarl.run import config as cfgmod
     from metarl.run import rundir, trainer
 
     _positive("--tasks", args.tasks)
@@ -256,10 +261,7 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
                 f"evaluate --set {item}: only keys under {', '.join(EVALUATE_SECTIONS)} can change "
                 "at evaluation (the rest define the trained model); train a new run for the others"
             )
-    if args.device is not None or args.overrides:
-        device = [] if args.device is None else [f"train.device={args.device}"]
-        data = cfgmod.apply_overrides(config.model_dump(mode="json"), device + args.overrides)
-        config = cfgmod.validate(data, "--set" if args.overrides else "--device")
+    config = _overridden(config, args.device, args.overrides)
     curve = trainer.evaluate_run(args.run_dir, config, args.split, args.tasks, args.overrides)
     changed = f", {' '.join(args.overrides)}" if args.overrides else ""
     console.print(
@@ -268,6 +270,17 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
         )
     )
     return 0
+
+
+def _overridden(config, device: str | None, overrides: list[str]):
+    """A run's saved config with ``--device`` and ``--set`` applied (validated again)."""
+    if device is None and not overrides:
+        return config
+    from metarl.run import config as cfgmod
+
+    extra = [] if device is None else [f"train.device={device}"]
+    data = cfgmod.apply_overrides(config.model_dump(mode="json"), extra + overrides)
+    return cfgmod.validate(data, "--set" if overrides else "--device")
 
 
 #: config sections ``metarl evaluate --set`` may change (the others define the trained model)
@@ -306,14 +319,23 @@ def _split_top(text: str) -> list[str]:
 
 def cmd_adapt(args: argparse.Namespace, console: Console) -> int:
     from metarl.run import adapt as adaptmod
+    from metarl.run import rundir
 
     _positive("--steps", args.steps)
     _positive("--episodes", args.episodes)
     tasks = [parse_task(t) for t in args.task]
     if args.video_before and args.video is None:
         raise UserError("--video-before goes with --video FILE (the video to write)")
+    config = _overridden(rundir.load_run_config(args.run_dir), args.device, [])
     adaptmod.adapt_run(
-        args.run_dir, tasks, args.steps, args.episodes, args.video, console, args.video_before
+        args.run_dir,
+        tasks,
+        args.steps,
+        args.episodes,
+        args.video,
+        console,
+        args.video_before,
+        config,
     )
     return 0
 

@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
@@ -23,9 +24,11 @@ def adapt_run(
     video: Path | None,
     console: Console,
     video_before: bool = False,
+    config: BaseModel | None = None,
 ) -> Path:
-    """Print returns after 0..``steps`` inner steps per task; save the adapted parameters."""
-    config = load_run_config(run_dir)
+    """Print returns after 0..``steps`` inner steps per task; save the adapted parameters.
+    ``config``: the run's saved one (the default) or it with changes (``--device``)."""
+    config = load_run_config(run_dir) if config is None else config
     if config.domain != "rl":  # type: ignore[attr-defined]
         raise UserError(
             f"{run_dir} is a {config.domain} run; `metarl adapt` adapts meta-RL policies"

@@ -85,14 +85,23 @@ def test_the_config_checks_the_form_of_the_device():
         assert "`train.device`" in message and "auto, cpu, cuda or cuda:N" in message, message
 
 
-def test_meta_rl_runs_on_the_cpu_and_refuses_an_explicit_gpu(monkeypatch):
+def test_meta_rl_learners_take_the_gpu_and_the_sb3_baselines_stay_on_the_cpu(monkeypatch):
     gpu = torch.device("cuda", 0)
     monkeypatch.setattr(trainer, "resolve_device", lambda name: gpu)
-    rl = SimpleNamespace(domain="rl", train=SimpleNamespace(device="auto"))
-    assert trainer.run_device(rl) == torch.device("cpu")
-    rl.train.device = "cuda"
-    with pytest.raises(UserError, match="meta-RL runs on the CPU"):
-        trainer.run_device(rl)
+    for name in ("maml_trpo", "promp", "reptile"):
+        for device in ("auto", "cuda"):
+            rl = SimpleNamespace(
+                domain="rl", train=SimpleNamespace(device=device), algo=SimpleNamespace(name=name)
+            )
+            assert trainer.run_device(rl) == gpu
+    sb3 = SimpleNamespace(
+        domain="rl", train=SimpleNamespace(device="auto"), algo=SimpleNamespace(name="sb3")
+    )
+    assert trainer.run_device(sb3) == torch.device("cpu")
+    sb3.train.device = "cuda:0"
+    with pytest.raises(UserError, match="Stable-Baselines3 baselines train on the CPU") as err:
+        trainer.run_device(sb3)
+    assert "`train.device: cpu`" in str(err.value)
     assert trainer.run_device(sinusoid_config(device="cuda")) == gpu
 
 
@@ -193,6 +202,39 @@ def test_evaluate_takes_a_device(tmp_path, monkeypatch, capsys):
     assert cli.main(["evaluate", str(run_dir), "--tasks", "3", "--device", "cpu"]) == 0
     record = json.loads((run_dir / "evaluations" / "test-3tasks.json").read_text())
     assert record["device"] == "cpu" and record["iteration"] == 0
+
+
+def nav_config(device: str):
+    """A meta-RL run's config, a few seconds' worth (MAML-TRPO, 2D navigation)."""
+    return validate(
+        {
+            "domain": "rl",
+            "seed": 0,
+            "env": {"id": "metarl/Navigation2D-v0", "horizon": 10},
+            "policy": {"hidden_sizes": [8], "activation": "tanh"},
+            "algo": {"name": "maml_trpo", "meta_batch_size": 2, "episodes_per_task": 2},
+            "train": {"iterations": 1, "device": device},
+            "eval": {"tasks": 2, "steps": 1, "episodes_per_task": 2},
+        }
+    )
+
+
+def test_adapt_takes_a_device(tmp_path, monkeypatch, capsys):
+    run_dir = tmp_path / "run"
+    with trainer.opened_experiment(nav_config("cpu")) as experiment:
+        experiment.train_iteration(0)
+        state = {"iteration": 1, "experiment": experiment.state_dict()}
+    create_run_dir(run_dir, nav_config("cuda"))  # a GPU run, on this machine
+    save_as_if_on_gpu(state, checkpoint_path(run_dir), monkeypatch)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    args = ["adapt", str(run_dir), "--task", "goal=[0.2,0.3]", "--steps", "1", "--episodes", "2"]
+    assert cli.main(args) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "`--device cpu` for evaluate and adapt" in error[0], error
+    assert cli.main([*args, "--device", "cpu"]) == 0
+    (saved,) = (run_dir / "adapted").glob("adapted-*.pt")
+    adapted = load_checkpoint(saved)
+    assert adapted["iteration"] == 1 and len(adapted["returns"][0]) == 2
 
 
 @NEEDS_CUDA
