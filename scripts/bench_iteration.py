@@ -27,7 +27,10 @@ so load changes move both sides of the paired ratio alike. ``ratio_to_ceiling`` 
 ceiling; medians over the repeats.
 
     python scripts/bench_iteration.py [--configs A.yaml B.yaml] [--warmup 1] [--repeats 3]
-                                     [--set KEY=VALUE ...] [--json]
+                                     [--set KEY=VALUE ...] [--device cpu|cuda|...] [--json]
+
+``--device`` (default ``cpu``) is where the learner computes (``train.device``); on a GPU every
+phase boundary waits for the GPU's queued work, so each phase is charged its own kernels.
 
 With ``--json`` the last line is one JSON object, per config: ``iteration_s``, ``ceiling_s``,
 ``ratio_to_ceiling`` and ``phases_s``.
@@ -58,6 +61,7 @@ import metarl.rl.algos.maml_trpo as maml_trpo  # noqa: E402
 import metarl.rl.experiment as rl_experiment  # noqa: E402
 from metarl.rl import build  # noqa: E402
 from metarl.run.config import load_config  # noqa: E402
+from metarl.run.device import CPU, device_name, resolve_device  # noqa: E402
 
 CONFIGS = ["configs/maml_trpo/half_cheetah_vel.yaml", "configs/maml_trpo/half_cheetah_dir.yaml"]
 OUTERMOST = {"cg", "line_search"}  # everything they call is theirs
@@ -66,7 +70,8 @@ OUTERMOST = {"cg", "line_search"}  # everything they call is theirs
 class PhaseClock:
     """Exclusive wall time per phase of wrapped callables (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sync=lambda: None) -> None:
+        self.sync = sync  # waits for the device's queued work (a GPU's), at every boundary
         self.seconds: dict[str, float] = defaultdict(float)
         self.stack: list[list] = []  # [phase, start, time spent in nested phases]
 
@@ -74,11 +79,13 @@ class PhaseClock:
         def timed(*args, **kwargs):
             if any(frame[0] in OUTERMOST for frame in self.stack):
                 return fn(*args, **kwargs)
+            self.sync()
             frame = [phase, time.perf_counter(), 0.0]
             self.stack.append(frame)
             try:
                 return fn(*args, **kwargs)
             finally:
+                self.sync()
                 self.stack.pop()
                 total = time.perf_counter() - frame[1]
                 self.seconds[phase] += total - frame[2]
@@ -94,7 +101,7 @@ def instrument(exp, clock: PhaseClock, rounds: list) -> None:
 
     def recorded_sample(params, tasks, episodes, rng=None):
         traj = sample(params, tasks, episodes, rng)
-        rounds.append((list(tasks), episodes, traj.actions))
+        rounds.append((list(tasks), episodes, traj.actions.cpu()))
         return traj
 
     exp.sampler.sample = clock.wrap("sampling", recorded_sample)
@@ -123,12 +130,15 @@ def ceiling_seconds(env_id: str, kwargs: dict, rounds: list) -> float:
     return total
 
 
-def bench_config(path: str, warmup: int, repeats: int, overrides: list[str]) -> dict:
+def bench_config(
+    path: str, warmup: int, repeats: int, overrides: list[str], device: torch.device = CPU
+) -> dict:
     cfg = load_config(path, overrides)
-    exp = build(cfg)
+    exp = build(cfg, device=device)
     direction, search = maml_trpo.trpo_step_direction, maml_trpo.line_search
     diagnostics = rl_experiment.policy_diagnostics
-    clock, rounds = PhaseClock(), []
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    clock, rounds = PhaseClock(sync), []
     instrument(exp, clock, rounds)
     rows = []
     try:
@@ -137,8 +147,10 @@ def bench_config(path: str, warmup: int, repeats: int, overrides: list[str]) -> 
         for i in range(warmup + repeats):
             clock.seconds.clear()
             rounds.clear()
+            sync()
             t0 = time.perf_counter()
             exp.train_iteration(i)
+            sync()
             wall = time.perf_counter() - t0
             if i < warmup:
                 continue
@@ -169,10 +181,14 @@ def main(argv=None) -> None:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--device", default="cpu", help="where the learner computes: cpu, cuda, cuda:N")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    device = resolve_device(args.device)
+    print(f"device: {device} ({device_name(device)})", flush=True)
     results = {
-        path: bench_config(path, args.warmup, args.repeats, args.overrides) for path in args.configs
+        path: bench_config(path, args.warmup, args.repeats, args.overrides, device)
+        for path in args.configs
     }
     print(f"\n{'config':45s} {'iteration':>10s} {'ceiling':>8s} {'ratio':>6s}  (median s)")
     for path, r in results.items():
@@ -186,6 +202,8 @@ def main(argv=None) -> None:
             "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "device": str(device),
+            "device_name": device_name(device),
         }
         print(json.dumps({"machine": machine, "results": results}))
 

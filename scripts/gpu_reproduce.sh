@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The few-shot device checks on one CUDA GPU, in order, within about 10 minutes:
+# The device checks on one CUDA GPU, in order, within about 10 minutes:
 #
-#   1. the device tests (the CUDA-only ones run here; CI has no GPU);
-#   2. scripts/bench_core.py --device cuda (the core's MAML meta-iteration timings on the GPU);
+#   1. the device tests, few-shot and meta-RL (the CUDA-only ones run here; CI has no GPU);
+#   2. scripts/bench_core.py --device cuda (the core's MAML meta-iteration timings on the GPU),
+#      then scripts/bench_iteration.py on HalfCheetahVel with the MAML-TRPO learner on the CPU
+#      and on the GPU (the envs step on the CPU either way);
 #   3. as much as fits of Omniglot 5-way 1-shot MAML and ProtoNets at their full budgets
 #      (configs/fewshot/omniglot_5w1s_{maml,protonets}.yaml, train.device=cuda), each stopped by
 #      `timeout` at the end of its time share, then `metarl evaluate` of its last checkpoint on
@@ -40,11 +42,18 @@ step() { printf '\n== %s  [%s]\n' "$1" "$(date +%H:%M:%S)"; }
 step "1. device tests"
 tests_rc=0
 python -m pytest -q -p no:cacheprovider tests/run/test_device.py \
-    tests/fewshot/test_fewshot_device.py 2>&1 | tee "$OUT_DIR/tests.log" || tests_rc=$?
+    tests/fewshot/test_fewshot_device.py tests/rl/test_rl_device.py 2>&1 | tee "$OUT_DIR/tests.log" || tests_rc=$?
 
 step "2. bench_core.py --device cuda"
 python scripts/bench_core.py --device cuda --json | tee "$OUT_DIR/bench_core.log"
 tail -n 1 "$OUT_DIR/bench_core.log" > "$OUT_DIR/bench_core.json"
+
+step "2. bench_iteration.py: one MAML-TRPO HalfCheetahVel iteration, learner on cpu, then cuda"
+for device in cpu cuda; do
+    python scripts/bench_iteration.py --configs configs/maml_trpo/half_cheetah_vel.yaml \
+        --warmup 1 --repeats 2 --device "$device" --json | tee "$OUT_DIR/bench_iteration_$device.log"
+    tail -n 1 "$OUT_DIR/bench_iteration_$device.log" > "$OUT_DIR/bench_iteration_$device.json"
+done
 
 # Train CONFIG (or continue its run) for at most SECONDS, then evaluate the last checkpoint.
 train_for() {
