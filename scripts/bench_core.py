@@ -8,11 +8,17 @@ False)`` in its ``innerloop_ctx``. The configurations are timed round-robin (one
 per round, after one warm-up round) so that load changes on the machine hit all of them
 alike; the median is reported.
 
-    python scripts/bench_core.py [--repeats 10] [--quick] [--json] [--device cuda]
+    python scripts/bench_core.py [--repeats 10] [--quick] [--json] [--device cuda] [--variants]
 
 ``--device`` (default ``cpu``) times the same benchmarks on that device: data and weights are
 drawn on the CPU exactly as without it, then moved; on a GPU each timed step ends with a
 ``torch.cuda.synchronize``, so its queued work is inside the time.
+
+``--variants`` times our second-order MAML step (vmap) on Omniglot 5-way and 20-way 1-shot (32
+tasks, 1 query per class) under each speed setting that may pay on a GPU (:data:`VARIANTS`):
+TF32 on or off, channels-last convolution weights, ``torch.compile`` of the meta-loss (default
+and ``reduce-overhead``, which replays it with CUDA graphs; 5-way only, as compiling takes
+minutes). A variant that fails is reported with its error instead of a time.
 
 With ``--json`` the last line is one JSON object with every timing and ``speedup_vs_higher`` for
 the default setting (Omniglot 5w1s, 1 query per class, second order, best of loop and vmap).
@@ -169,6 +175,70 @@ def build(quick: bool, device: torch.device) -> dict[str, Callable[[], float]]:
     return runs
 
 
+#: speed settings of ``--variants``: TF32 in matmuls (off in torch by default) and convolutions
+#: (on by default), channels-last weights, torch.compile of the meta-loss
+VARIANTS = ("default", "no_tf32", "tf32", "channels_last", "compile", "compile_cuda_graphs")
+
+
+def _tf32(step: Callable, matmul: bool, cudnn: bool) -> Callable:
+    """``step`` run with these TF32 settings (restored afterwards)."""
+
+    def run(*args: Any) -> float:
+        old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+        try:
+            return step(*args)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+    return run
+
+
+def build_variants(device: torch.device) -> dict[str, Callable[[], float]]:
+    """Second-order MAML (vmap), Omniglot 5w1s and 20w1s, under each of :data:`VARIANTS`."""
+    runs: dict[str, Callable[[], float]] = {}
+    for ways in (5, 20):
+        support, query = _on(omniglot_data(ways=ways, queries=1), device)
+        for variant in VARIANTS:
+            if variant.startswith("compile") and ways != 5:
+                continue
+            torch.manual_seed(0)
+            model = Conv4(1, ways, 64, "stride", "batch", 28).to(device)
+            if variant == "channels_last":
+                model = model.to(memory_format=torch.channels_last)
+            maml = MAML(model, classification_loss(model), 0.4, 1, task_batching="vmap")
+            if variant.startswith("compile"):
+                mode = "reduce-overhead" if variant == "compile_cuda_graphs" else None
+                maml.meta_loss = torch.compile(maml.meta_loss, mode=mode)
+            opt = torch.optim.Adam(maml.parameters(), 1e-3)
+
+            def step(s: Data, q: Data, maml: MAML = maml, opt: Any = opt) -> float:
+                opt.zero_grad()
+                loss, _ = maml.meta_loss(s, q)
+                loss.backward()
+                opt.step()
+                return float(loss.detach())
+
+            if variant == "no_tf32":
+                step = _tf32(step, False, False)
+            elif variant == "tf32":
+                step = _tf32(step, True, True)
+            runs[f"omniglot_{ways}w1s_q1/{variant}"] = partial(step, support, query)
+    return runs
+
+
+def working(runs: dict[str, Callable[[], float]]) -> tuple[dict[str, Callable], dict[str, str]]:
+    """The runs whose first call succeeds (it also compiles), and the others' errors."""
+    ok, failed = {}, {}
+    for key, run in runs.items():
+        try:
+            run()
+            ok[key] = run
+        except Exception as e:  # a speed setting this torch or GPU cannot do: report it
+            failed[key] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    return ok, failed
+
+
 def time_round_robin(
     runs: dict[str, Callable[[], float]],
     repeats: int,
@@ -216,6 +286,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object as last line")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    parser.add_argument(
+        "--variants", action="store_true", help="also time the speed settings (VARIANTS)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -232,6 +305,22 @@ def main() -> None:
     )
     print(text)
     default = summary["omniglot_5w1s_q1/second"]
+    variants: dict[str, Any] = {}
+    if args.variants:
+        runs, failed = working(build_variants(device))
+        variant_ms = time_round_robin(runs, repeats, warmup=2, sync=sync)
+        print("\n| MAML 2nd order, vmap, 32 tasks | " + " | ".join(VARIANTS) + " |")
+        print("|---|" + "---|" * len(VARIANTS))
+        for ways in (5, 20):
+            keys = [f"omniglot_{ways}w1s_q1/{v}" for v in VARIANTS]
+            cells = [
+                f"{variant_ms[k]:.1f} ms" if k in variant_ms else "failed" if k in failed else "-"
+                for k in keys
+            ]
+            print(f"| Omniglot {ways}-way 1-shot | " + " | ".join(cells) + " |")
+        for key, error in failed.items():
+            print(f"{key}: {error}")
+        variants = {"ms": {k: round(v, 2) for k, v in variant_ms.items()}, "failed": failed}
     if args.json:
         print(
             json.dumps(
@@ -246,6 +335,7 @@ def main() -> None:
                     "device": str(device),
                     "device_name": where,
                     "torch": torch.__version__,
+                    **({"variants": variants} if args.variants else {}),
                 }
             )
         )

@@ -2,8 +2,8 @@
 # The device checks on one CUDA GPU, in order, within about 10 minutes:
 #
 #   1. the device tests, few-shot and meta-RL (the CUDA-only ones run here; CI has no GPU);
-#   2. scripts/bench_core.py --device cuda (the core's MAML meta-iteration timings on the GPU),
-#      then scripts/bench_iteration.py on HalfCheetahVel with the MAML-TRPO learner on the CPU
+#   2. scripts/bench_core.py --device cuda --variants (the core's MAML meta-iteration timings on
+#      the GPU, against higher and under TF32 / channels-last / torch.compile / CUDA graphs), then scripts/bench_iteration.py on HalfCheetahVel with the MAML-TRPO learner on the CPU
 #      and on the GPU (the envs step on the CPU either way);
 #   3. as much as fits of Omniglot 5-way 1-shot MAML and ProtoNets at their full budgets
 #      (configs/fewshot/omniglot_5w1s_{maml,protonets}.yaml, train.device=cuda), each stopped by
@@ -16,7 +16,7 @@
 # Everything it writes goes under OUT_DIR: logs, bench_core.json, the run directories and the
 # decoded-image cache. The Omniglot zips are read from $METARL_DATA/omniglot (default
 # data/omniglot); without them step 3 is skipped. Time shares in seconds, overridable:
-# MAML_SECONDS (default 150), PROTONETS_SECONDS (default 100). Exit status: that of the tests.
+# MAML_SECONDS (default 120), PROTONETS_SECONDS (default 80). Exit status: that of the tests.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -26,8 +26,8 @@ OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 export METARL_DATA="${METARL_DATA:-data}"
 export METARL_CACHE="${METARL_CACHE:-$OUT_DIR/cache}"
 export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
-MAML_SECONDS="${MAML_SECONDS:-150}"
-PROTONETS_SECONDS="${PROTONETS_SECONDS:-100}"
+MAML_SECONDS="${MAML_SECONDS:-120}"
+PROTONETS_SECONDS="${PROTONETS_SECONDS:-80}"
 
 python - <<'EOF' | tee "$OUT_DIR/gpu.txt"
 import torch
@@ -44,8 +44,8 @@ tests_rc=0
 python -m pytest -q -p no:cacheprovider tests/run/test_device.py \
     tests/fewshot/test_fewshot_device.py tests/rl/test_rl_device.py 2>&1 | tee "$OUT_DIR/tests.log" || tests_rc=$?
 
-step "2. bench_core.py --device cuda"
-python scripts/bench_core.py --device cuda --json | tee "$OUT_DIR/bench_core.log"
+step "2. bench_core.py --device cuda --variants"
+python scripts/bench_core.py --device cuda --variants --json | tee "$OUT_DIR/bench_core.log"
 tail -n 1 "$OUT_DIR/bench_core.log" > "$OUT_DIR/bench_core.json"
 
 step "2. bench_iteration.py: one MAML-TRPO HalfCheetahVel iteration, learner on cpu, then cuda"
