@@ -192,15 +192,22 @@ def test_on_the_gpu_every_learner_trains_evaluates_and_checkpoints_there(case):
         assert not any(t.is_cuda for t in gpu.sampler.policy.parameters())  # its CPU copy
         for name, value in gpu.policy.state_dict().items():  # the same initial policy
             assert torch.equal(value.cpu(), cpu.policy.state_dict()[name]), name
+        theta = {k: v.detach().clone() for k, v in named_params(cpu.policy).items()}
         m_gpu, m_cpu = gpu.train_iteration(0), cpu.train_iteration(0)
         assert gpu.algo.pre_update_episodes.obs.is_cuda
         # the same parameters sampled the pre-update episodes, with the same noise
         assert m_gpu["train/return_before"] == m_cpu["train/return_before"]
-        for name, value in named_params(gpu.policy).items():
-            assert value.is_cuda, name
-            torch.testing.assert_close(
-                value.cpu(), named_params(cpu.policy)[name], rtol=1e-3, atol=1e-4
-            )
+        # the same update, up to floating-point order (later rounds' episodes follow the
+        # slightly different adapted parameters)
+        assert all(v.is_cuda for v in named_params(gpu.policy).values())
+        step_gpu = torch.cat(
+            [(v.cpu() - theta[k]).flatten() for k, v in named_params(gpu.policy).items()]
+        )
+        step_cpu = torch.cat(
+            [(v - theta[k]).flatten() for k, v in named_params(cpu.policy).items()]
+        )
+        assert step_cpu.norm() > 0
+        assert (step_gpu - step_cpu).norm() < 0.05 * step_cpu.norm()
         for lr in (gpu.learned_lrs() or {}).values():
             assert lr.is_cuda
         assert np.isfinite(gpu.evaluate(3).mean).all()
