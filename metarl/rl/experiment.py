@@ -275,6 +275,8 @@ class RLExperiment:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.policy.load_state_dict(state["policy"])
+        if self.sampler.policy is not self.policy:  # its CPU copy: the same buffers
+            self.sampler.policy.load_state_dict(state["policy"])
         if self.learned_lrs() is not None:
             self.algo.inner_lrs = {k: v.clone() for k, v in state["inner_lrs"].items()}
         if "learner" in state:  # the learner's own state (ProMP: its Adam moments and eta)

@@ -216,6 +216,8 @@ def test_on_the_gpu_every_learner_trains_evaluates_and_checkpoints_there(case):
         for name, value in cpu.policy.state_dict().items():
             assert torch.equal(value, state["policy"][name].cpu()), name
         gpu.load_state_dict(to_device(cpu.state_dict(), "cuda"))  # and back
+        for name, value in gpu.sampler.policy.state_dict().items():  # its CPU copy follows
+            assert torch.equal(value, cpu.policy.state_dict()[name]), name
         gpu.train_iteration(1)
     finally:
         gpu.close()
