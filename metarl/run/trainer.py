@@ -41,7 +41,7 @@ def run_device(config: BaseModel) -> torch.device:
     name = config.train.device  # type: ignore[attr-defined]
     device = resolve_device(name)
     if config.domain == "rl" and config.algo.name == "sb3":  # type: ignore[attr-defined]
-        if device.type != "cpu" and name.strip().lower() != "auto":
+        if device.type != "cpu" and name != "auto":  # the config normalises the name
             raise UserError(
                 f"`train.device` = {name!r}: the Stable-Baselines3 baselines train on the CPU "
                 "(meta-RL's learners use the GPU); set `train.device: cpu` or `auto`"
