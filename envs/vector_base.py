@@ -182,15 +182,18 @@ class BatchedTaskVectorEnv(VectorEnv):
         self._needs_reset[ids] = False
         return ids
 
-    def reset_ended(self) -> tuple[np.ndarray, np.ndarray]:
+    def reset_ended(self, keep_task: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Reset now, not on the next step, every copy whose episode ended on the last step (a
-        new task for each unless tasks were set); returns ``(ids, their first observations)``.
-        The next ``step`` then steps those copies with the actions given."""
+        new task for each unless tasks were set, or ``keep_task[i]``: a bool per copy, for
+        RL²'s trials of several episodes of one task); returns ``(ids, their first
+        observations)``. The next ``step`` then steps those copies with the actions given."""
         ids = np.flatnonzero(self._needs_reset)
         if ids.size == 0:
             return ids, np.zeros((0, *self.single_observation_space.shape), np.float32)
         if not self._tasks_fixed:
-            self._resample_tasks(ids)
+            new = ids if keep_task is None else ids[~np.asarray(keep_task, bool)[ids]]
+            if new.size:
+                self._resample_tasks(new)
         obs = self._reset_copies(ids, {})
         self._t[ids] = 0
         self._needs_reset[ids] = False

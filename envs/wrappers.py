@@ -72,8 +72,7 @@ def _task_env(env: gymnasium.Env, wrapper: str) -> Any:
     return base
 
 
-def _box_observation_space(env: gymnasium.Env, wrapper: str) -> spaces.Box:
-    space = env.observation_space
+def _box_observation_space(space: spaces.Space, wrapper: str) -> spaces.Box:
     if not isinstance(space, spaces.Box):
         raise ValueError(
             f"{wrapper} appends to a Box observation, but this env's observation space is "
@@ -120,7 +119,7 @@ class TaskInObservation(gymnasium.Wrapper, RecordConstructorArgs):
         gymnasium.Wrapper.__init__(self, env)
         name = type(self).__name__
         self._base = _task_env(env, name)
-        inner = _box_observation_space(env, name)
+        inner = _box_observation_space(env.observation_space, name)
         self._layout = _task_layout(self._base)
         sizes = [size for _, size in self._layout]
         params = self._base.task_params
@@ -169,6 +168,58 @@ class TaskInObservation(gymnasium.Wrapper, RecordConstructorArgs):
     def get_task(self) -> dict | None:
         """``env.unwrapped.get_task()``: the current task (a copy) or None before any."""
         return self._base.get_task()
+
+
+def rl2_observation_space(
+    observation_space: spaces.Space, action_space: spaces.Space, wrapper: str = "RL2Trial"
+) -> tuple[spaces.Box, dict[str, slice]]:
+    """RL²'s observation space over an env's spaces, and its layout (:class:`RL2Trial`)::
+
+        [inner obs (flattened), previous action, previous reward, done flag]
+
+    Bounds: the inner observation's, the action box (a ``Discrete`` action: one-hot, [0, 1]),
+    (-inf, inf), [0, 1]. ``ValueError`` for a non-``Box`` observation or an action space other
+    than ``Box`` and ``Discrete``."""
+    inner = _box_observation_space(observation_space, wrapper)
+    if isinstance(action_space, spaces.Box):
+        act_low, act_high = _as_f32(action_space.low), _as_f32(action_space.high)
+    elif isinstance(action_space, spaces.Discrete):
+        n = int(action_space.n)
+        act_low, act_high = np.zeros(n, np.float32), np.ones(n, np.float32)
+    else:
+        raise ValueError(
+            f"{wrapper} encodes the previous action of a Box or Discrete action space, got "
+            f"{action_space} ({type(action_space).__name__}); wrap the env to give one of those "
+            f"first"
+        )
+    obs_dim, act_dim = int(math.prod(inner.shape)), int(act_low.size)
+    low = np.concatenate([_as_f32(inner.low), act_low, [-np.inf, 0.0]]).astype(np.float32)
+    high = np.concatenate([_as_f32(inner.high), act_high, [np.inf, 1.0]]).astype(np.float32)
+    layout = {
+        "obs": slice(0, obs_dim),
+        "prev_action": slice(obs_dim, obs_dim + act_dim),
+        "prev_reward": slice(obs_dim + act_dim, obs_dim + act_dim + 1),
+        "done": slice(obs_dim + act_dim + 1, obs_dim + act_dim + 2),
+    }
+    return spaces.Box(low, high, dtype=np.float32), layout
+
+
+def rl2_previous_actions(action_space: spaces.Space, actions: Any) -> np.ndarray:
+    """A batch of actions as RL²'s observation shows them: a ``Box`` action clipped to the box
+    and flattened, a ``Discrete`` one one-hot; float32 ``(n, action size)``. ``actions`` has a
+    leading batch dimension (``n`` integers for ``Discrete``)."""
+    if isinstance(action_space, spaces.Discrete):
+        a = np.asarray(actions)
+        n = int(action_space.n)
+        if a.ndim == 0 or a.size != a.shape[0] or not np.issubdtype(a.dtype, np.number):
+            raise ValueError(f"RL2Trial: a Discrete action is one integer, got {actions!r}")
+        index = a.reshape(-1).astype(np.int64) - int(action_space.start)
+        if np.any((index < 0) | (index >= n)):
+            raise ValueError(f"RL2Trial: action {actions!r} is outside {action_space}")
+        return np.eye(n, dtype=np.float32)[index]
+    a = np.asarray(actions, dtype=np.float64).reshape(-1, *action_space.shape)
+    clipped = np.clip(a, action_space.low, action_space.high)
+    return clipped.reshape(len(a), -1).astype(np.float32)
 
 
 class RL2Trial(gymnasium.Wrapper, RecordConstructorArgs):
@@ -230,28 +281,11 @@ class RL2Trial(gymnasium.Wrapper, RecordConstructorArgs):
             )
         self.episodes_per_trial = int(episodes_per_trial)
         self._base = _task_env(env, name)
-        inner = _box_observation_space(env, name)
-        act = env.action_space
-        if isinstance(act, spaces.Box):
-            act_low, act_high = _as_f32(act.low), _as_f32(act.high)
-        elif isinstance(act, spaces.Discrete):
-            act_low, act_high = np.zeros(int(act.n), np.float32), np.ones(int(act.n), np.float32)
-        else:
-            raise ValueError(
-                f"{name} encodes the previous action of a Box or Discrete action space, got "
-                f"{act} ({type(act).__name__}); wrap the env to give one of those first"
-            )
-        obs_dim, act_dim = int(math.prod(inner.shape)), int(act_low.size)
-        low = np.concatenate([_as_f32(inner.low), act_low, [-np.inf, 0.0]]).astype(np.float32)
-        high = np.concatenate([_as_f32(inner.high), act_high, [np.inf, 1.0]]).astype(np.float32)
-        self.observation_space = spaces.Box(low, high, dtype=np.float32)
-        self.observation_layout: dict[str, slice] = {
-            "obs": slice(0, obs_dim),
-            "prev_action": slice(obs_dim, obs_dim + act_dim),
-            "prev_reward": slice(obs_dim + act_dim, obs_dim + act_dim + 1),
-            "done": slice(obs_dim + act_dim + 1, obs_dim + act_dim + 2),
-        }
-        self._act_dim = act_dim
+        self.observation_space, self.observation_layout = rl2_observation_space(
+            env.observation_space, env.action_space, name
+        )
+        layout = self.observation_layout["prev_action"]
+        self._act_dim = layout.stop - layout.start
         self._fixed_task: dict | None = None
         self._trial_rng: np.random.Generator | None = None
         self._trial_task: dict | None = None
@@ -304,16 +338,10 @@ class RL2Trial(gymnasium.Wrapper, RecordConstructorArgs):
         space = self.env.action_space
         if isinstance(space, spaces.Discrete):
             a = np.asarray(action)
-            if a.size != 1 or not np.issubdtype(a.dtype, np.number):
+            if a.size != 1:
                 raise ValueError(f"RL2Trial: a Discrete action is one integer, got {action!r}")
-            index = int(a.reshape(())) - int(space.start)
-            if not 0 <= index < int(space.n):
-                raise ValueError(f"RL2Trial: action {action!r} is outside {space}")
-            one_hot = np.zeros(self._act_dim, np.float32)
-            one_hot[index] = 1.0
-            return one_hot
-        a = np.asarray(action, dtype=np.float64).reshape(space.shape)
-        return _as_f32(np.clip(a, space.low, space.high))
+            return rl2_previous_actions(space, a.reshape(1))[0]
+        return rl2_previous_actions(space, np.asarray(action)[None])[0]
 
     def _observation(self, obs: Any, prev_action: np.ndarray, prev_reward: float, done: bool):
         return np.concatenate(

@@ -51,6 +51,7 @@ from .config import RLConfig, SB3BaselineConfig
 from .experiment import RLExperiment
 from .sampling.backends import env_spec
 from .sb3_policy import policy_from_sb3, sb3_env, sb3_policy_kwargs, standardized_vec_env
+from .sb3_recurrent import FastRecurrentActorCriticPolicy
 from .sb3_vec_env import BatchedSB3VecEnv
 
 
@@ -132,7 +133,7 @@ class SB3BaselineExperiment(RLExperiment):
                 **sb3_policy_kwargs(network),
                 **kwargs.get("policy_kwargs", {}),
             }
-        policy = "MlpLstmPolicy" if b.method == "rl2" else "MlpPolicy"
+        policy: Any = FastRecurrentActorCriticPolicy if b.method == "rl2" else "MlpPolicy"
         with self.rng_state.active():
             self.model = _learner_class(b)(
                 policy, self.train_env, seed=cfg.seed, device="cpu", verbose=0, **kwargs
@@ -164,29 +165,36 @@ class SB3BaselineExperiment(RLExperiment):
             env = RL2Trial(env, b.episodes_per_trial)
         return env
 
-    def _make_train_envs(self) -> Any:
-        """SB3's training envs: the family's batched env in one vectorised step
-        (:class:`~metarl.rl.sb3_vec_env.BatchedSB3VecEnv`) for the pretrained and oracle
-        baselines where it has one, else a ``DummyVecEnv`` of :meth:`_make_env`; monitored for
-        the episode returns of the progress bar."""
-        from stable_baselines3.common.monitor import Monitor
-        from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
+    def _make_vec_env(self, num_envs: int) -> Any:
+        """``num_envs`` copies as SB3 sees them: the family's batched env in one vectorised step
+        (:class:`~metarl.rl.sb3_vec_env.BatchedSB3VecEnv`, with the oracle's observation or
+        RL²'s trials) where it has one, else a ``DummyVecEnv`` of :meth:`_make_env`."""
+        from stable_baselines3.common.vec_env import DummyVecEnv
 
         b = self.baseline
-        if b.method != "rl2" and env_spec(self.cfg.env.id).vector_entry_point is not None:
-            venv: Any = VecMonitor(
-                BatchedSB3VecEnv(
-                    self.cfg.env.id,
-                    b.num_envs,
-                    self.sampler.horizon,
-                    self.cfg.env.kwargs,
-                    self.cfg.sampler,
-                    oracle=b.method == "oracle",
-                )
-            )
-        else:
-            venv = DummyVecEnv([lambda: Monitor(self._make_env()) for _ in range(b.num_envs)])
-        return standardized_vec_env(venv, self.policy) if b.method == "pretrained" else venv
+        if env_spec(self.cfg.env.id).vector_entry_point is None:
+            return DummyVecEnv([self._make_env for _ in range(num_envs)])
+        return BatchedSB3VecEnv(
+            self.cfg.env.id,
+            num_envs,
+            self.sampler.horizon,
+            self.cfg.env.kwargs,
+            self.cfg.sampler,
+            oracle=b.method == "oracle",
+            episodes_per_trial=b.episodes_per_trial if b.method == "rl2" else None,
+        )
+
+    def _make_train_envs(self) -> Any:
+        """SB3's training envs (:meth:`_make_vec_env`), monitored for the episode (RL²: trial)
+        returns of the progress bar; the pretrained baseline's standardise observations."""
+        from stable_baselines3.common.vec_env import VecMonitor
+
+        venv = VecMonitor(self._make_vec_env(self.baseline.num_envs))
+        return (
+            standardized_vec_env(venv, self.policy)
+            if self.baseline.method == "pretrained"
+            else venv
+        )
 
     def _sync_policy(self) -> None:
         """The pretrained SB3 policy's weights into the metarl policy that evaluate adapts."""
@@ -233,37 +241,40 @@ class SB3BaselineExperiment(RLExperiment):
         seed = int(noise_rng.integers(2**31))
         rng = GlobalRNGState(seed)  # evaluation never advances the training streams
         with rng.active():
-            returns = [self._task_returns(task, seed + i) for i, task in enumerate(tasks)]
-        values = torch.tensor(np.array(returns).T, dtype=torch.float64)  # [points, tasks]
-        return summarize("return", values)
+            returns = self._task_returns(tasks, seed)
+        return summarize("return", torch.tensor(returns.T, dtype=torch.float64))  # [points, tasks]
 
-    def _task_returns(self, task: dict, seed: int) -> list[float]:
-        """Mean return over ``eval.episodes_per_task`` episodes (oracle: one value) or trials
-        (RL²: one value per trial episode) on ``task``, SB3's stochastic policy."""
+    def _task_returns(self, tasks: list[dict], seed: int) -> np.ndarray:
+        """``[tasks, points]``: the mean return over ``eval.episodes_per_task`` episodes
+        (oracle: one point) or trials (RL²: one point per trial episode) on each task, with
+        SB3's stochastic policy; every episode or trial is one copy of one vectorised env."""
         b = self.baseline
         episodes = self.cfg.eval.episodes_per_task
         points = b.episodes_per_trial if b.method == "rl2" else 1
-        totals = np.zeros(points)
-        env = self._make_env()
-        for e in range(episodes):
-            obs, _ = env.reset(seed=seed * 1_000 + e, options={"task": task})
-            state, start = None, np.ones((1,), dtype=bool)
-            done = False
-            while not done:
-                if b.method == "rl2":
-                    action, state = self.model.predict(
-                        obs[None], state=state, episode_start=start, deterministic=False
-                    )
-                    action = action[0]
-                    start = np.zeros((1,), dtype=bool)
-                else:
-                    action, _ = self.model.predict(obs, deterministic=False)
-                obs, reward, terminated, truncated, info = env.step(action)
-                k = info.get("episode_in_trial", 0) if b.method == "rl2" else 0
-                totals[k] += reward
-                done = terminated or truncated
+        copies = [task for task in tasks for _ in range(episodes)]
+        env = self._make_vec_env(len(copies))
+        if isinstance(env, BatchedSB3VecEnv):
+            env.set_tasks(copies)
+        else:
+            for i, task in enumerate(copies):
+                env.env_method("set_task", task, indices=[i])
+        env.seed(seed)
+        obs = env.reset()
+        totals = np.zeros((len(copies), points))
+        finished = np.zeros(len(copies), dtype=bool)
+        state, start = None, np.ones(len(copies), dtype=bool)
+        while not finished.all():
+            action, state = self.model.predict(
+                obs, state=state, episode_start=start, deterministic=False
+            )
+            obs, reward, done, infos = env.step(action)
+            live = np.flatnonzero(~finished)
+            k = np.array([infos[i].get("episode_in_trial", 0) for i in live], dtype=np.int64)
+            totals[live, k] += reward[live]
+            finished |= done
+            start = done
         env.close()
-        return list(totals / episodes)
+        return totals.reshape(len(tasks), episodes, points).mean(1)
 
     # -- checkpoints and summary --------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import random
 
@@ -162,6 +163,53 @@ def test_rl2_curve_has_one_point_per_trial_episode():
     curve = experiment.evaluate(2)
     assert curve.steps == [0, 1, 2] and curve.num_tasks == 2
     assert all(-100 < m < 0 for m in curve.mean)
+    experiment.close()
+
+
+def test_rl2_trains_as_sb3_contribs_own_recurrent_policy(monkeypatch):
+    """RL² trains with FastRecurrentActorCriticPolicy (the LSTM over whole sequences); the same
+    seed with sb3-contrib's MlpLstmPolicy takes the same steps."""
+    import metarl.rl.sb3_baseline as sb3_baseline
+
+    cfg = baseline_config(  # trials of 100 steps: one ends inside the 128-step rollout
+        "rl2",
+        episodes_per_trial=2,
+        env_steps_per_iteration=256,
+        kwargs={"n_steps": 128, "batch_size": 128},
+    )
+    fast = build(cfg)
+    monkeypatch.setattr(sb3_baseline, "FastRecurrentActorCriticPolicy", "MlpLstmPolicy")
+    reference = build(cfg)
+    assert type(fast.model.policy).__name__ == "FastRecurrentActorCriticPolicy"
+    assert type(reference.model.policy).__name__ == "RecurrentActorCriticPolicy"
+    before = sb3_params(fast)
+    fast.train_iteration(0)
+    reference.train_iteration(0)
+    after, expected = sb3_params(fast), sb3_params(reference)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    for k in expected:
+        torch.testing.assert_close(after[k], expected[k], rtol=1e-4, atol=1e-5)
+    fast.close()
+    reference.close()
+
+
+@pytest.mark.parametrize("method", ["oracle", "rl2"])
+def test_evaluation_on_the_batched_env_equals_single_wrapped_envs(method, monkeypatch):
+    """The oracle's and RL²'s evaluation step every episode (trial) as one copy of the batched
+    env; a family without one steps a DummyVecEnv of TaskInObservation/RL2Trial envs. Same
+    policy, tasks and seed: the same returns (navigation starts every episode at the origin)."""
+    import metarl.rl.sb3_baseline as sb3_baseline
+
+    experiment = build(baseline_config(method, episodes_per_trial=2))
+    experiment.train_iteration(0)
+    batched = experiment.evaluate(4)
+    spec = sb3_baseline.env_spec(experiment.cfg.env.id)
+    no_batched = dataclasses.replace(spec, vector_entry_point=None)
+    monkeypatch.setattr(sb3_baseline, "env_spec", lambda _: no_batched)
+    single = experiment.evaluate(4)
+    assert batched.steps == single.steps == ([0, 1] if method == "rl2" else [0])
+    np.testing.assert_allclose(batched.mean, single.mean, rtol=1e-5, atol=1e-4)
+    assert len(set(batched.mean)) == len(batched.mean)  # not a constant
     experiment.close()
 
 

@@ -84,3 +84,91 @@ def test_vec_monitor_episode_returns_are_the_reward_sums():
 def test_an_env_without_a_batched_version_is_refused():
     with pytest.raises(ValueError, match="vector_entry_point|no metarl batched"):
         BatchedSB3VecEnv("CartPole-v1", 2, horizon=10)
+
+
+def _rl2_dummy(tasks: list[dict], horizon: int, k: int):
+    """The reference: SB3's DummyVecEnv of single navigation envs in RL2Trial wrappers."""
+    import gymnasium
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from envs import RL2Trial
+    from metarl.rl.sb3_policy import sb3_env
+
+    def make(task):
+        def thunk():
+            env = RL2Trial(sb3_env(gymnasium.make(NAV, max_episode_steps=horizon), RESCALE), k)
+            env.set_task(task)
+            return env
+
+        return thunk
+
+    return DummyVecEnv([make(t) for t in tasks])
+
+
+def test_rl2_trials_equal_a_dummy_vec_env_of_rl2_trial_wrappers():
+    horizon, k, n = 4, 3, 3
+    env = BatchedSB3VecEnv(NAV, n, horizon=horizon, sampler=RESCALE, episodes_per_trial=k)
+    tasks = [{"goal": [0.1, 0.2]}, {"goal": [-0.3, 0.05]}, {"goal": [0.02, -0.01]}]
+    env.set_tasks(tasks)
+    reference = _rl2_dummy(tasks, horizon, k)
+    assert env.observation_space == reference.observation_space  # pos, action, reward, flag
+    env.seed(0)
+    reference.seed(0)
+    np.testing.assert_array_equal(env.reset(), reference.reset())
+    rng = np.random.default_rng(3)
+    ends = 0
+    for _ in range(2 * k * horizon + 2):  # two trials and a bit; copy 2 reaches its goal early
+        action = rng.uniform(-1.5, 1.5, (n, 2)).astype(np.float32)  # some outside the box
+        obs, reward, done, infos = env.step(action)
+        ref_obs, ref_reward, ref_done, ref_infos = reference.step(action)
+        np.testing.assert_allclose(obs, ref_obs, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(reward, ref_reward, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(done, ref_done)
+        for info, ref in zip(infos, ref_infos):
+            assert info["episode_in_trial"] == ref["episode_in_trial"]
+            if "terminal_observation" in ref:
+                np.testing.assert_allclose(
+                    info["terminal_observation"], ref["terminal_observation"], atol=1e-6
+                )
+                assert info["TimeLimit.truncated"] is ref["TimeLimit.truncated"] is True
+        ends += int(done.sum())
+    assert ends >= n  # every copy finished at least one trial
+    env.close()
+
+
+def test_rl2_keeps_the_task_within_a_trial_and_draws_a_new_one_per_trial():
+    horizon, k = 3, 2
+    env = VecMonitor(
+        BatchedSB3VecEnv(NAV, 2, horizon=horizon, sampler=RESCALE, episodes_per_trial=k)
+    )
+    env.seed(7)
+    obs = env.reset()
+    inner = env.venv.venv
+    first = inner.get_tasks()
+    assert np.all(obs[:, 2:] == 0.0)  # no previous action, reward or end at a trial's start
+    sums = np.zeros(2)
+    action = np.full((2, 2), 0.5, np.float32)
+    for t in range(1, k * horizon + 1):
+        obs, reward, done, infos = env.step(action)
+        sums += reward
+        if t == horizon:  # the first inner episode ended: same task, start again, flag set
+            assert not done.any()
+            assert inner.get_tasks() == first
+            np.testing.assert_array_equal(obs[:, :2], 0.0)
+            np.testing.assert_allclose(obs[:, 2:4], 0.5)
+            np.testing.assert_allclose(obs[:, 4], reward)
+            np.testing.assert_array_equal(obs[:, 5], 1.0)
+        elif t < k * horizon:
+            assert not done.any() and np.all(obs[:, 5] == 0.0)
+    assert done.all()  # the K-th inner end closes the trial
+    for i, info in enumerate(infos):
+        assert info["episode"]["l"] == k * horizon
+        assert info["episode"]["r"] == pytest.approx(sums[i], rel=1e-5)
+    assert inner.get_tasks() != first  # the next trial has new goals
+    np.testing.assert_array_equal(obs[:, 2:], 0.0)
+    env.close()
+
+
+def test_rl2_and_the_oracle_are_one_or_the_other():
+    with pytest.raises(ValueError, match="not both"):
+        BatchedSB3VecEnv(NAV, 2, horizon=3, oracle=True, episodes_per_trial=2)
