@@ -6,7 +6,7 @@ inner loop, evaluation and seed the baselines share, and the budget of each base
     meta_config: ../maml_trpo/navigation2d.yaml   # relative to this file
     pretrained: {learner: trpo, iterations: 100, env_steps_per_iteration: 160000}
     oracle: {learner: ppo, iterations: 100, env_steps_per_iteration: 160000}
-    rl2: {iterations: 100, env_steps_per_iteration: 160000, episodes_per_trial: 2}
+    rl2: {iterations: 100, env_steps_per_iteration: 160000, episodes_per_trial: 2, eval_every: 10}
     test_inner_lrs: {pretrained: [0.1], random: [0.5, 0.25]}   # optional, see below
 
 ``metarl baselines CONFIG --run-dir DIR [--maml RUN ...] [--methods a,b]`` then, for each
@@ -50,10 +50,13 @@ METHODS = ("pretrained", "oracle", "rl2")
 
 class BaselineBudget(SB3Training):
     """One baseline's training (:class:`metarl.rl.config.SB3Training`, with the env steps per
-    iteration stated, not defaulted) and its number of run iterations."""
+    iteration stated, not defaulted), its number of run iterations and ``eval_every``: iterations
+    between evaluations on the held-out tasks during training (0: only at the end), for
+    learning curves against env steps (``metarl plot RUNS --x train/env_steps``)."""
 
     iterations: int = Field(gt=0)
     env_steps_per_iteration: int = Field(gt=0)
+    eval_every: int = Field(default=0, ge=0)
 
 
 class BaselinesConfig(StrictModel):
@@ -88,10 +91,10 @@ def method_config(meta: Any, method: str, budget: BaselineBudget) -> Any:
         "name": "sb3",
         "method": method,
         **{k: algo[k] for k in ("inner", "gamma", "gae_lambda", "normalize_advantages")},
-        **budget.model_dump(mode="json", exclude={"iterations"}),
+        **budget.model_dump(mode="json", exclude={"iterations", "eval_every"}),
     }
     data["train"]["iterations"] = budget.iterations
-    data["train"]["eval_every"] = 0
+    data["train"]["eval_every"] = budget.eval_every
     return validate(data, f"{method} baseline")
 
 

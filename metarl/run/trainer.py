@@ -228,10 +228,7 @@ def _train(
             if done % cfg.train.log_every == 0 or done == total:
                 log.log(done, metrics)
             if cfg.train.eval_every and done % cfg.train.eval_every == 0 and done < total:
-                mid = experiment.evaluate(None, "val")
-                log.log(
-                    done, {f"eval/{mid.metric}_step{s}": m for s, m in zip(mid.steps, mid.mean)}
-                )
+                log.log(done, _eval_row(experiment.evaluate(None, "val"), experiment))
             if done % cfg.train.checkpoint_every == 0:
                 _checkpoint(run_dir, experiment, done, elapsed_before + time.perf_counter() - t0)
             progress.update(done, metrics)
@@ -249,7 +246,7 @@ def _train(
     t_eval = time.perf_counter()
     curve = experiment.evaluate(cfg.eval.tasks, "test")
     eval_time = time.perf_counter() - t_eval
-    log.log(done, {f"eval/{curve.metric}_step{s}": m for s, m in zip(curve.steps, curve.mean)})
+    log.log(done, _eval_row(curve, experiment))
     log.close()
     title = f"{cfg.domain}: {Path(run_dir).name}"
     reference = getattr(experiment, "reference_curves", dict)()
@@ -270,6 +267,16 @@ def _train(
     console.print(curve_table(curve, f"{run_dir.name}: {curve.num_tasks} held-out tasks"))
     console.print(f"run directory: {run_dir}  (summary.json, metrics.jsonl, tensorboard/, plots)")
     return summary
+
+
+def _eval_row(curve: AdaptationCurve, experiment: Any) -> dict[str, float]:
+    """An evaluation's row of ``metrics.jsonl``; a meta-RL run's also holds the env steps
+    trained so far, so that ``metarl plot --x train/env_steps`` places the evaluation."""
+    row = {f"eval/{curve.metric}_step{s}": m for s, m in zip(curve.steps, curve.mean)}
+    env_steps = getattr(experiment, "env_steps", None)
+    if env_steps is not None:
+        row["train/env_steps"] = float(env_steps)
+    return row
 
 
 def evaluate_run(

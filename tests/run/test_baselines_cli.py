@@ -28,7 +28,13 @@ def write_configs(tmp_path):
         "meta_config": "meta/nav.yaml",
         "pretrained": {**BUDGET, "learner": "trpo", "kwargs": {"n_steps": 64}},
         "oracle": {**BUDGET, "learner": "ppo", "kwargs": {"n_steps": 64, "batch_size": 128}},
-        "rl2": {**BUDGET, "episodes_per_trial": 2, "kwargs": {"n_steps": 64, "batch_size": 128}},
+        "rl2": {  # two iterations, evaluated after the first: a learning curve's points
+            **BUDGET,
+            "iterations": 2,
+            "eval_every": 1,
+            "episodes_per_trial": 2,
+            "kwargs": {"n_steps": 64, "batch_size": 128},
+        },
         "test_inner_lrs": {"pretrained": [0.02], "random": [0.5]},
     }
     path = tmp_path / "baselines.yaml"
@@ -56,6 +62,26 @@ def test_baselines_train_then_collect_and_report(tmp_path):
     oracle = json.loads((out / "oracle" / "summary.json").read_text())
     assert oracle["env_steps"] == 128 and len(oracle["eval"]["mean"]) == 1
     assert len(json.loads((out / "rl2" / "summary.json").read_text())["eval"]["mean"]) == 2
+    records = [
+        json.loads(line) for line in (out / "rl2" / "metrics.jsonl").read_text().splitlines()
+    ]
+    mid = [r for r in records if "eval/return_step1" in r]
+    assert [r["iteration"] for r in mid] == [1, 2]  # after iteration 1 (eval_every) and the end
+    assert mid[0]["train/env_steps"] == 128 and mid[1]["train/env_steps"] == 256
+    # the learning curve against env steps, as README shows it
+    curve = tmp_path / "rl2_curve.png"
+    res = run_cli(
+        "plot",
+        str(out / "rl2"),
+        "--x",
+        "train/env_steps",
+        "--metric",
+        "eval/return_step1",
+        "--out",
+        str(curve),
+    )
+    assert res.returncode == 0, res.stderr
+    assert curve.stat().st_size > 0
     # the random-init baseline is MAML's evaluation of an untrained policy: two points
     random = json.loads((out / "random" / "summary.json").read_text())["eval"]["mean"]
     assert len(random) == 2
