@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor
@@ -16,6 +16,11 @@ class AdaptationCurve:
 
     ``ci95 = 1.96 * stderr`` with ``stderr = std(ddof=1) / sqrt(num_tasks)``, the convention of
     the MAML and Reptile papers' tables.
+
+    ``gain_stderr[i]``: the standard error of the gain from adaptation, the per-task difference
+    ``value after steps[i] - value after steps[0]`` (paired: each task against itself, so the
+    spread between tasks cancels); 0 for the first point. Whether adapting helps is the gain
+    against this, not against ``stderr``. Empty in summaries written before it existed.
     """
 
     metric: str
@@ -25,6 +30,7 @@ class AdaptationCurve:
     stderr: list[float]
     num_tasks: int
     median: list[float]
+    gain_stderr: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -41,6 +47,8 @@ def summarize(metric: str, values: Tensor, steps: list[int] | None = None) -> Ad
     mean = values.mean(1)
     std = values.std(1, unbiased=True) if n > 1 else torch.zeros_like(mean)
     stderr = std / math.sqrt(n)
+    gains = values - values[:1]
+    gain_std = gains.std(1, unbiased=True) if n > 1 else torch.zeros_like(mean)
     return AdaptationCurve(
         metric=metric,
         steps=steps,
@@ -50,4 +58,5 @@ def summarize(metric: str, values: Tensor, steps: list[int] | None = None) -> Ad
         num_tasks=int(n),
         # a diverged task (NaN) counts as the worst value, so the median stays defined
         median=[float(x) for x in values.nan_to_num(nan=math.inf).median(1).values],
+        gain_stderr=[float(x) for x in gain_std / math.sqrt(n)],
     )

@@ -50,6 +50,14 @@ class RunScores:
     stderr: list[float]
     num_tasks: int
     env_id: str | None = None
+    gain_stderr: list[float] = field(default_factory=list)  # empty in older summaries
+
+    def gain(self) -> str:
+        """The one-step gain with its paired standard error (``+13.9 ± 3.2``), ``-`` where the
+        summary predates paired errors or the curve has one point."""
+        if len(self.mean) < 2 or len(self.gain_stderr) < 2:
+            return "-"
+        return f"{self.mean[1] - self.mean[0]:+.1f} ± {fmt(self.gain_stderr[1])}"
 
 
 @dataclass
@@ -111,6 +119,7 @@ def load_run(run_dir: Path) -> RunScores:
             stderr=[float(x) for x in curve["stderr"]],
             num_tasks=int(curve["num_tasks"]),
             env_id=summary.get("env_id"),
+            gain_stderr=[float(x) for x in curve.get("gain_stderr", [])],
         )
     except (ValueError, KeyError, TypeError) as e:
         raise UserError(
@@ -216,6 +225,9 @@ def compare_runs(
     return [summarize_group(label, g, reps) for label, g in group_runs(runs, group_by).items()]
 
 
+GAIN = "1-step gain (paired s.e.)"
+
+
 def fmt(x: float) -> str:
     return "nan" if not math.isfinite(x) else f"{x:.1f}"
 
@@ -253,10 +265,13 @@ def tables(groups: list[GroupSummary]) -> list[Any]:
         per_seed.add_column(name)
     for s in range(steps):
         per_seed.add_column(f"{s} step{'s' * (s != 1)}", justify="right", no_wrap=True)
+    per_seed.add_column(GAIN, justify="right", no_wrap=True)
     for i, g in enumerate(groups, 1):
         for r in g.runs:
             cells = [f"{fmt(m)} ± {fmt(e)}" for m, e in zip(r.mean[:steps], r.stderr[:steps])]
-            per_seed.add_row(str(i), r.run_dir.name, str(r.seed), str(r.num_tasks), *cells)
+            per_seed.add_row(
+                str(i), r.run_dir.name, str(r.seed), str(r.num_tasks), *cells, r.gain()
+            )
     agg = Table(
         title=f"{metric} across seeds (IQM: interquartile mean, 95% stratified bootstrap CI)"
     )
@@ -281,13 +296,13 @@ def markdown(groups: list[GroupSummary]) -> str:
     steps = len(groups[0].mean)
     heads = [f"{s} step{'s' * (s != 1)}" for s in range(steps)]
     lines = [
-        "| group | run | seed | tasks | " + " | ".join(heads) + " |",
-        "|---" * (4 + steps) + "|",
+        "| group | run | seed | tasks | " + " | ".join(heads) + f" | {GAIN} |",
+        "|---" * (5 + steps) + "|",
     ]
     for i, g in enumerate(groups, 1):
         for r in g.runs:
             cells = [f"{fmt(m)} ± {fmt(e)}" for m, e in zip(r.mean[:steps], r.stderr[:steps])]
-            row = [str(i), r.run_dir.name, str(r.seed), str(r.num_tasks), *cells]
+            row = [str(i), r.run_dir.name, str(r.seed), str(r.num_tasks), *cells, r.gain()]
             lines.append("| " + " | ".join(row) + " |")
     lines += ["", "| group | seeds | " + " | ".join(heads) + " |", "|---" * (2 + steps) + "|"]
     for i, g in enumerate(groups, 1):

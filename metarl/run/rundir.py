@@ -7,7 +7,7 @@
         metrics.jsonl        one row per logged iteration
         tensorboard/         the same scalars as events
         checkpoints/last.pt  written atomically every train.checkpoint_every iterations
-        summary.json         the final evaluation (eval.metric, steps, mean, ci95, stderr, ...)
+        summary.json         the final evaluation (eval.metric, steps, mean, ci95, stderr, gain_stderr, ...)
         evaluations/         re-evaluations (``metarl evaluate``), one JSON file each
         *.png                the domain's plots
 """

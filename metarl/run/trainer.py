@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -128,8 +129,13 @@ def curve_table(curve: AdaptationCurve, title: str) -> Table:
     table.add_column("95% CI", justify="right")
     table.add_column("std. error", justify="right")
     table.add_column("median", justify="right")
-    for s, m, c, e, med in zip(curve.steps, curve.mean, curve.ci95, curve.stderr, curve.median):
-        table.add_row(str(s), f"{m:.4g}", f"± {c:.3g}", f"{e:.3g}", f"{med:.4g}")
+    table.add_column(f"gain vs {curve.steps[0]} steps (paired s.e.)", justify="right")
+    gains = curve.gain_stderr or [math.nan] * len(curve.steps)
+    for i, (s, m, c, e, med) in enumerate(
+        zip(curve.steps, curve.mean, curve.ci95, curve.stderr, curve.median)
+    ):
+        gain = "" if i == 0 else f"{m - curve.mean[0]:+.4g} ± {gains[i]:.3g}"
+        table.add_row(str(s), f"{m:.4g}", f"± {c:.3g}", f"{e:.3g}", f"{med:.4g}", gain)
     return table
 
 

@@ -134,6 +134,19 @@ def test_summarize_known_numbers():
     assert s.ci95 == pytest.approx([1.96 * x for x in stderr], rel=1e-12)
     d = s.as_dict()
     assert d["num_tasks"] == 4 and d["mean"] == s.mean
+    # paired gains against step 0: row 1 - row 0 = 1, 0, -1, -2 (mean -0.5, var 5 / 3);
+    # row 2 - row 0 = -1, 8, -3, 6 (mean 2.5, var ((-3.5)^2 + 5.5^2 + (-5.5)^2 + 3.5^2) / 3)
+    assert s.gain_stderr == pytest.approx(
+        [0.0, math.sqrt(5 / 3) / 2, math.sqrt((2 * 3.5**2 + 2 * 5.5**2) / 3) / 2], rel=1e-12
+    )
+
+
+def test_a_shared_task_offset_cancels_in_the_gain_stderr():
+    # tasks differ a lot, every task gains exactly 1: the gain is certain, the means are not
+    base = torch.tensor([0.0, 100.0, -50.0, 30.0], dtype=F64)
+    s = summarize("return", torch.stack([base, base + 1.0]))
+    assert s.mean[1] - s.mean[0] == pytest.approx(1.0)
+    assert s.stderr[1] > 10 and s.gain_stderr == [0.0, 0.0]
 
 
 def test_summarize_custom_steps_single_task_and_shape_check():

@@ -13,7 +13,9 @@ from metarl.run.config import dump_config
 from metarl.run.errors import UserError
 
 
-def _fake_run(root: Path, name: str, seed: int, curve: list[float], activation="tanh") -> Path:
+def _fake_run(
+    root: Path, name: str, seed: int, curve: list[float], activation="tanh", gain_stderr=None
+) -> Path:
     """A finished run directory as `metarl train` leaves it (config.yaml, summary.json)."""
     cfg = RLConfig.model_validate(
         {
@@ -38,6 +40,8 @@ def _fake_run(root: Path, name: str, seed: int, curve: list[float], activation="
             "num_tasks": 40,
         },
     }
+    if gain_stderr is not None:
+        summary["eval"]["gain_stderr"] = gain_stderr
     (run / "summary.json").write_text(json.dumps(summary))
     return run
 
@@ -95,6 +99,14 @@ def test_cli_prints_tables_and_writes_plot_and_json(tmp_path, capsys):
     assert out.stat().st_size > 10_000
     assert main(["compare", *runs, "--markdown", "--reps", "300"]) == 0
     text = capsys.readouterr().out
-    assert "| 1 | s1 | 1 | 40 | -39.0 ± 0.5 | -11.0 ± 0.5 |" in text
+    assert "| 1 | s1 | 1 | 40 | -39.0 ± 0.5 | -11.0 ± 0.5 | - |" in text  # no paired error
     assert "| 1: mean ± s.d. | 3 | -39.0 ± 1.0 | -11.0 ± 1.0 |" in text
     assert main(["compare", str(tmp_path / "missing")]) == 2
+
+
+def test_the_one_step_gain_shows_its_paired_standard_error(tmp_path, capsys):
+    run = _fake_run(tmp_path, "s0", 0, [-40.0, -12.5, -10.0], gain_stderr=[0.0, 0.25, 0.5])
+    assert main(["compare", str(run), "--markdown", "--reps", "100"]) == 0
+    text = capsys.readouterr().out
+    assert "| 1-step gain (paired s.e.) |" in text
+    assert "| -40.0 ± 0.5 | -12.5 ± 0.5 | -10.0 ± 0.5 | +27.5 ± 0.2 |" in text
