@@ -306,7 +306,9 @@ class RLExperiment:
             "horizon": self.sampler.horizon,
             "task_batching": self.inner.task_batching,
             "policy_parameters": sum(p.numel() for p in self.policy.parameters()),
-            "env_steps": self.sampler.total_steps,
+            # training env steps of the whole run (resumes included, evaluation excluded); a
+            # checkpoint of a version before the counter: what this process sampled
+            "env_steps": self.sampler.total_steps if self.env_steps is None else self.env_steps,
         }
 
     def close(self) -> None:

@@ -81,6 +81,12 @@ def test_state_dict_round_trip_resumes_identically():
         assert a[key] == b[key]
     for k, v in exp.policy.state_dict().items():
         assert torch.equal(v, resumed.policy.state_dict()[k])
+    # the summary's env steps are the run's training steps: the resumed process counts the
+    # steps before the resume, and evaluation episodes do not count
+    trained = b["train/env_steps"]
+    assert trained == a["train/env_steps"] > resumed.sampler.total_steps > 0
+    resumed.evaluate(num_tasks=2)
+    assert resumed.summary_extra()["env_steps"] == trained
 
 
 def test_evaluate_does_not_advance_training_streams():
