@@ -12,7 +12,9 @@
   tasks (one point: the return of ``eval.episodes_per_task`` episodes per task).
 * ``rl2``: sb3-contrib's ``RecurrentPPO`` on trials of ``algo.episodes_per_trial`` episodes of
   one task (:class:`envs.wrappers.RL2Trial`: previous action, reward and episode-end flag in the
-  observation, the LSTM state kept across the trial's episodes). Evaluated on the same
+  observation, the LSTM state kept across the trial's episodes; on a batched family the same
+  trials in :class:`~metarl.rl.sb3_vec_env.BatchedSB3VecEnv`), its LSTM run over whole
+  sequences (:mod:`metarl.rl.sb3_recurrent`). Evaluated on the same
   held-out tasks: the curve's point ``k`` is the mean return of the trial's episode ``k + 1``.
 
 The random-init baseline needs no training: it is :meth:`RLExperiment.evaluate` of an untrained
