@@ -23,7 +23,9 @@ can be given on its own to Stable-Baselines3 or any Gymnasium learner::
   once, one changed through ``env.unwrapped.set_task`` from the next reset.
 * :class:`RL2Trial` (RL², Duan et al. 2016; Wang et al. 2016): one wrapper episode is a *trial*
   of ``episodes_per_trial`` inner episodes of one task. See its docstring for the observation
-  layout, the task choice and the ``info`` keys.
+  layout, the task choice and the ``info`` keys. :func:`rl2_observation_space` and
+  :func:`rl2_previous_actions` give its observation space and action encoding to code that runs
+  many trials at once (``metarl.rl.sb3_vec_env`` over a batched env).
 
 Observations of both wrappers are float32 ``Box`` vectors: a multi-dimensional ``Box`` inner
 observation is flattened row-major and a float64 one (MuJoCo families) is cast to float32. A
