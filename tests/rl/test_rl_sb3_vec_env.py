@@ -172,3 +172,22 @@ def test_rl2_keeps_the_task_within_a_trial_and_draws_a_new_one_per_trial():
 def test_rl2_and_the_oracle_are_one_or_the_other():
     with pytest.raises(ValueError, match="not both"):
         BatchedSB3VecEnv(NAV, 2, horizon=3, oracle=True, episodes_per_trial=2)
+
+
+def test_rl2_trials_of_a_discrete_family_show_one_hot_previous_actions():
+    env = BatchedSB3VecEnv("metarl/Bandit-v0", 3, horizon=2, episodes_per_trial=2)
+    arms = env.action_space.n
+    inner = env.observation_space.shape[0] - arms - 2  # [obs, one-hot action, reward, flag]
+    env.seed(0)
+    env.reset()
+    for t in range(1, 5):
+        actions = np.array([0, t % arms, arms - 1])
+        obs, reward, done, infos = env.step(actions)
+        seen = np.stack([info["terminal_observation"] for info in infos]) if t == 4 else obs
+        np.testing.assert_array_equal(seen[:, inner : inner + arms], np.eye(arms)[actions])
+        np.testing.assert_allclose(seen[:, inner + arms], reward)
+        if t == 2:  # the first pull-episode ended: flagged, same trial
+            assert not done.any() and np.all(obs[:, -1] == 1.0)
+    assert done.all()  # two episodes of two pulls: the trial ended
+    np.testing.assert_array_equal(obs[:, inner:], 0.0)  # a new trial starts blank
+    env.close()
