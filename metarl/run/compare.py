@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
-from .rundir import load_run_config
+from .rundir import evaluation_path, load_run_config
 
 #: config keys that do not change what a run learns (seeds and bookkeeping), ignored when
 #: grouping by config
@@ -119,7 +119,7 @@ def load_run(run_dir: Path) -> RunScores:
             stderr=[float(x) for x in curve["stderr"]],
             num_tasks=int(curve["num_tasks"]),
             env_id=summary.get("env_id"),
-            gain_stderr=[float(x) for x in curve.get("gain_stderr", [])],
+            gain_stderr=_paired_errors(Path(run_dir), summary),
         )
     except (ValueError, KeyError, TypeError) as e:
         raise UserError(
@@ -127,6 +127,26 @@ def load_run(run_dir: Path) -> RunScores:
             f"with `metarl evaluate {run_dir}` or leave the run out"
         ) from e
     return scores
+
+
+def _paired_errors(run_dir: Path, summary: dict[str, Any]) -> list[float]:
+    """The summary's paired gain errors; for a summary written before they existed, those of
+    ``metarl evaluate``'s re-evaluation of the same checkpoint on as many test tasks
+    (``evaluations/test-<n>tasks.json``) if it reproduced the summary's means exactly; else
+    none."""
+    curve = summary["eval"]
+    if "gain_stderr" in curve:
+        return [float(x) for x in curve["gain_stderr"]]
+    path = evaluation_path(run_dir, "test", int(curve["num_tasks"]))
+    try:
+        again = json.loads(path.read_text())
+        same = (
+            again["iteration"] == summary.get("iterations")
+            and again["eval"]["mean"] == curve["mean"]
+        )
+        return [float(x) for x in again["eval"]["gain_stderr"]] if same else []
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def group_runs(runs: list[RunScores], group_by: str = "config") -> dict[str, list[RunScores]]:

@@ -110,3 +110,22 @@ def test_the_one_step_gain_shows_its_paired_standard_error(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "| 1-step gain (paired s.e.) |" in text
     assert "| -40.0 ± 0.5 | -12.5 ± 0.5 | -10.0 ± 0.5 | +27.5 ± 0.2 |" in text
+
+
+def test_an_older_summary_takes_the_paired_errors_of_its_exact_re_evaluation(tmp_path, capsys):
+    curve = [-40.0, -12.5]
+    run = _fake_run(tmp_path, "s0", 0, curve)  # a summary without gain_stderr
+    summary = json.loads((run / "summary.json").read_text())
+    summary["iterations"] = 5
+    (run / "summary.json").write_text(json.dumps(summary))
+    again = {"iteration": 5, "split": "test", "eval": {**summary["eval"], "gain_stderr": [0, 1.5]}}
+    (run / "evaluations").mkdir()
+    path = run / "evaluations" / "test-40tasks.json"
+    path.write_text(json.dumps(again))
+    assert load_run(run).gain() == "+27.5 ± 1.5"
+    # a re-evaluation that does not reproduce the summary (another checkpoint) is not used
+    again["eval"]["mean"] = [-40.0, -12.4]
+    path.write_text(json.dumps(again))
+    assert load_run(run).gain() == "-"
+    path.write_text("{torn")
+    assert load_run(run).gain() == "-"
