@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -130,11 +129,10 @@ def curve_table(curve: AdaptationCurve, title: str) -> Table:
     table.add_column("std. error", justify="right")
     table.add_column("median", justify="right")
     table.add_column(f"gain vs {curve.steps[0]} steps (paired s.e.)", justify="right")
-    gains = curve.gain_stderr or [math.nan] * len(curve.steps)
-    for i, (s, m, c, e, med) in enumerate(
-        zip(curve.steps, curve.mean, curve.ci95, curve.stderr, curve.median)
+    for i, (s, m, c, e, med, g) in enumerate(
+        zip(curve.steps, curve.mean, curve.ci95, curve.stderr, curve.median, curve.gain_stderr)
     ):
-        gain = "" if i == 0 else f"{m - curve.mean[0]:+.4g} ± {gains[i]:.3g}"
+        gain = "" if i == 0 else f"{m - curve.mean[0]:+.4g} ± {g:.3g}"
         table.add_row(str(s), f"{m:.4g}", f"± {c:.3g}", f"{e:.3g}", f"{med:.4g}", gain)
     return table
 
