@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from core_helpers import mse_loss
 from torch import nn
 
 from metarl.core import MAML, summarize
@@ -11,16 +12,6 @@ from metarl.core.params import named_params
 
 F64 = torch.float64
 TASKS, STEPS = 3, 3
-
-
-def mse_loss(model):
-    def loss_fn(params, data):
-        x, y = data
-        pred = torch.func.functional_call(model, params, (x,)).squeeze(-1)
-        loss = ((pred - y) ** 2).mean()
-        return loss, {"mae": (pred - y).abs().mean()}
-
-    return loss_fn
 
 
 def problem(seed=0):

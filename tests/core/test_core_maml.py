@@ -3,6 +3,7 @@ between the two task-batching modes."""
 
 import pytest
 import torch
+from core_helpers import mse_loss
 from torch import nn
 
 from metarl.core import MAML
@@ -15,18 +16,6 @@ F64 = torch.float64
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
-def mse_loss(model):
-    """Task loss ``(params, (x, y)) -> (mean squared error, metrics)`` for a regression model."""
-
-    def loss_fn(params, data):
-        x, y = data
-        pred = torch.func.functional_call(model, params, (x,)).squeeze(-1)
-        loss = ((pred - y) ** 2).mean()
-        return loss, {"mae": (pred - y).abs().mean()}
-
-    return loss_fn
-
-
 def regression_tasks(tasks, n, d, dtype, seed):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(tasks, n, d, generator=g, dtype=dtype)
