@@ -24,11 +24,13 @@ from pathlib import Path
 
 from rich.console import Console
 
+from metarl.allocator import keep_freed_memory
 from metarl.faults import EnvironmentFault
 from metarl.run.errors import UserError
 from metarl.threads import sleep_idle_threads
 
 sleep_idle_threads()  # before any command imports torch (see metarl.threads)
+keep_freed_memory()  # large tensors reuse freed memory (see metarl.allocator)
 
 
 def _parser() -> argparse.ArgumentParser:

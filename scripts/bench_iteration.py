@@ -48,9 +48,11 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from metarl.allocator import keep_freed_memory
 from metarl.threads import sleep_idle_threads
 
 sleep_idle_threads()  # as the metarl command does, before torch loads
+FREED_MEMORY_KEPT = keep_freed_memory()  # as the metarl command does (see metarl.allocator)
 
 import torch  # noqa: E402
 
@@ -202,6 +204,7 @@ def main(argv=None) -> None:
             "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "freed_memory_kept": FREED_MEMORY_KEPT,  # MALLOC_MMAP_MAX_=65536: glibc's default
             "device": str(device),
             "device_name": device_name(device),
         }
