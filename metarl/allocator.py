@@ -4,16 +4,17 @@ glibc's ``malloc`` serves each request above its mmap threshold (at most 32 MiB)
 ``mmap`` and returns it with ``munmap`` when freed. A meta-RL step allocates many tensors at
 least that large (one hidden activation of an Ant meta-batch: 160,000 steps x 100 units x 4
 bytes = 64 MB) and frees them within the step, so every one is new memory the kernel must fault
-in and zero page by page. Measured on one core (docs/RESULTS.md, "Freed memory kept for reuse"):
-34 M page faults and a third of the CPU time in the kernel over four Ant and four HalfCheetahDir
-MAML-TRPO iterations; one Ant iteration took 97 s with glibc's defaults and 62 s with freed memory
-kept.
+in and zero page by page. Measured on a core shared with a training run (docs/RESULTS.md, "Freed
+memory kept for reuse"): 34-46 M page faults and a third of the CPU time in the kernel over four
+Ant and four HalfCheetahDir MAML-TRPO iterations; one Ant iteration took 97 s with glibc's
+defaults and 62 s with freed memory kept.
 
 :func:`keep_freed_memory` makes glibc take every block from its heap (``M_MMAP_MAX`` 0) and keep
 freed memory at the heap's top (``M_TRIM_THRESHOLD`` 2 GiB - 1), so the next step reuses pages
-that are already mapped. The cost is resident memory: the heap keeps its peak, and fragments
-of it, for the rest of the process (an Ant iteration's peak 1.7 -> 3.1 GB). Where the heap cannot
-grow, glibc still falls back to ``mmap``.
+that are already mapped. The cost is resident memory: the heap keeps its peak for the rest
+of the process, and grows for a few steps before torch's 64-byte-aligned requests fit the blocks
+freed before them (that benchmark's peak: 1.4-1.7 GB with glibc's defaults, 3.0 GB kept). Where
+the heap cannot grow, glibc still falls back to ``mmap``.
 
 It changes nothing where the C library is not glibc, nor where the user set how malloc maps
 and trims memory (``MALLOC_MMAP_MAX_``, ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``,
