@@ -5,8 +5,8 @@ glibc's ``malloc`` serves each request above its mmap threshold (at most 32 MiB)
 least that large (one hidden activation of an Ant meta-batch: 160,000 steps x 100 units x 4
 bytes = 64 MB) and frees them within the step, so every one is new memory the kernel must fault
 in and zero page by page. Measured on a core shared with a training run (docs/RESULTS.md, "Freed
-memory kept for reuse"): 34-46 M page faults and a third of the CPU time in the kernel over four
-Ant and four HalfCheetahDir MAML-TRPO iterations; one Ant iteration took 97 s with glibc's
+memory kept for reuse"): 34-46 M page faults and a third of the CPU time in the kernel over three
+Ant and three HalfCheetahDir MAML-TRPO iterations (one warm-up, two timed); one Ant iteration took 97 s with glibc's
 defaults and 62 s with freed memory kept.
 
 :func:`keep_freed_memory` makes glibc take every block from its heap (``M_MMAP_MAX`` 0) and keep
@@ -48,7 +48,8 @@ USER_TUNABLES = (
 )
 
 
-def _glibc() -> bool:
+def is_glibc() -> bool:
+    """Whether this process runs on glibc (whose ``mallopt`` this module calls)."""
     try:
         return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
     except (AttributeError, ValueError, OSError):  # no confstr, or a name it does not know
@@ -68,7 +69,7 @@ def keep_freed_memory() -> bool:
 
     Returns whether the setting was applied: False where the C library is not glibc or the
     user tuned malloc (see the module's docstring)."""
-    if not _glibc() or user_tuned_malloc():
+    if not is_glibc() or user_tuned_malloc():
         return False
     mallopt = ctypes.CDLL(None).mallopt  # this process's own C library
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from metarl.allocator import _glibc
+from metarl.allocator import is_glibc
 
-pytestmark = pytest.mark.skipif(not _glibc(), reason="mallopt is glibc's")
+pytestmark = pytest.mark.skipif(not is_glibc(), reason="mallopt is glibc's")
 
 PAGES = 64 * 2**20 // 4096  # one 64 MB tensor
 WARMUP, ROUNDS = 20, 10
