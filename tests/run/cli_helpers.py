@@ -7,23 +7,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SINUSOID = ROOT / "configs" / "fewshot" / "sinusoid_maml.yaml"
-# a quick sinusoid run: deterministic settings, a handful of iterations
-QUICK = [
-    "--iterations",
-    "40",
-    "--eval-tasks",
-    "20",
-    "--set",
-    "train.log_every=5",
-    "--set",
-    "train.checkpoint_every=10",
-    "--set",
-    "eval.steps=2",
-    "--set",
-    "algo.task_batching=vmap",
-    "--set",
-    "train.num_threads=1",
-]
+
+
+def quick_args(iterations: int = 40, log_every: int = 5, checkpoint_every: int = 10) -> list[str]:
+    """Arguments of a quick sinusoid run: deterministic settings, ``iterations`` iterations."""
+    settings = {
+        "train.log_every": log_every,
+        "train.checkpoint_every": checkpoint_every,
+        "eval.steps": 2,
+        "algo.task_batching": "vmap",
+        "train.num_threads": 1,
+    }
+    overrides = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
+    return ["--iterations", str(iterations), "--eval-tasks", "20", *overrides]
+
+
+QUICK = quick_args()
 
 
 def run_cli(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import QUICK, SINUSOID, run_cli
+from cli_helpers import QUICK, SINUSOID, quick_args, run_cli
 from PIL import Image
 
 from metarl.run.metrics import read_metrics
@@ -202,22 +202,7 @@ def test_run_dir_without_checkpoint(tmp_path):
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     """Kill a real training process with SIGKILL mid-run, resume it, and compare with a run that
     was never interrupted: same learning metrics row for row, same final evaluation."""
-    args = [
-        "--iterations",
-        "2000",
-        "--eval-tasks",
-        "20",
-        "--set",
-        "train.log_every=50",
-        "--set",
-        "train.checkpoint_every=50",
-        "--set",
-        "eval.steps=2",
-        "--set",
-        "algo.task_batching=vmap",
-        "--set",
-        "train.num_threads=1",
-    ]
+    args = quick_args(iterations=2000, log_every=50, checkpoint_every=50)
     full = tmp_path / "full"
     assert run_cli("train", str(SINUSOID), "--run-dir", str(full), *args).returncode == 0
 
