@@ -1,6 +1,7 @@
 """Task API errors/ranges, reward formulas against the MAML paper's definitions, instability handling."""
 
 import math
+from pathlib import Path
 
 import gymnasium
 import mujoco
@@ -206,6 +207,32 @@ def test_ant_rewards():
             healthy = 0.2 <= z <= 1.0
             assert r == pytest.approx(exp - costs + 0.05 * healthy, rel=1e-9, abs=1e-12)
             assert term == (not healthy)
+
+
+def test_promp_ant_dir_config_gives_promps_ant_rand_direc():
+    """configs/promp/ant_dir.yaml's env kwargs turn AntDir into ProMP's AntRandDirecEnv: gym's
+    0.01 s x 5 timing, reward d * v_x - 0.5 |a|^2 - 5e-4 |clip(cfrc_ext)|^2 + 1 while the torso's
+    z stays in [0, 1] (the formula written from their code, not from ours)."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    env_cfg = yaml.safe_load((root / "configs" / "promp" / "ant_dir.yaml").read_text())["env"]
+    env = make(env_cfg["id"], **env_cfg["kwargs"])
+    assert env.dt == pytest.approx(0.05) and env_cfg["horizon"] == 100
+    rng = np.random.default_rng(0)
+    for direction in (1.0, -1.0):
+        env.reset(seed=0, options={"task": {"direction": direction}})
+        for _ in range(20):
+            a = rng.uniform(-1, 1, 8)
+            x0 = env.data.body("torso").xpos[0]
+            _, r, term, _, _ = env.step(a)
+            vx = (env.data.body("torso").xpos[0] - x0) / 0.05
+            contact = 0.5e-3 * np.sum(np.square(np.clip(env.data.cfrc_ext, -1, 1)))
+            alive = 0.0 <= env.data.qpos[2] <= 1.0
+            assert term == (not alive)
+            if term:
+                break
+            assert r == pytest.approx(direction * vx - 0.5 * np.sum(a**2) - contact + 1.0)
 
 
 def test_rand_params_scales_model():
