@@ -31,7 +31,8 @@ Horizon 200; terminates when the torso z leaves ``healthy_z_range`` (0.2, 1.0) o
 not finite.
 
 Deviations: observation is v5's 105-d one (qpos[2:], qvel, clipped cfrc_ext of the 13 non-world
-bodies; MAML's rllab Ant had 111-d). ``cfrc_ext`` is computed by MuJoCo inside the step through a
+bodies; MAML's rllab Ant had 111-d), and AntGoal's is 107-d: it keeps the torso's (x, y)
+(``exclude_current_positions_from_observation=False``), as the MAML code's full ``qpos`` did. ``cfrc_ext`` is computed by MuJoCo inside the step through a
 probe sensor (``metarl_cfrc_probe``, a frame-acceleration sensor on the torso, added at load):
 Ant uses RK4, so this is the value at the start of the last substep, whereas Gymnasium recomputes
 it after the step with ``mj_rnePostConstraint``; we do it this way because ``mujoco.batch`` can
@@ -50,7 +51,9 @@ frame_skip=5`` gives v5's). rllab's actuators (``ctrlrange`` +-150, gear 1) and 
 normalised action is the code's.
 
 Version history: v0, first version (timing changed from v5's to the MAML code's before any Ant
-result was published; configs of earlier runs set ``timestep: 0.01, frame_skip: 5``).
+result was published; configs of earlier runs set ``timestep: 0.01, frame_skip: 5``; AntGoal
+observes its (x, y) since 2026-12-03, before any AntGoal run was published; earlier runs set
+``exclude_current_positions_from_observation: true``).
 """
 
 from __future__ import annotations
@@ -159,10 +162,18 @@ class AntDirEnv(_AntTaskEnv):
 
 
 class AntGoalEnv(_AntTaskEnv):
-    """Ant walking to a 2-D goal position (see module docstring)."""
+    """Ant walking to a 2-D goal position (see module docstring). Observes its own (x, y), as the
+    MAML code's and ProMP's goal envs do (v5 leaves them out): a policy that cannot see where it is
+    cannot steer to a goal."""
 
     task_kind = "goal"
     task_params = (TaskParam("goal", -3.0, 3.0, valid_low=-50.0, valid_high=50.0, shape=(2,)),)
+
+    def __init__(self, exclude_current_positions_from_observation: bool = False, **kwargs):
+        super().__init__(
+            exclude_current_positions_from_observation=exclude_current_positions_from_observation,
+            **kwargs,
+        )
 
     def _task_arrays(self, tasks):
         return {"goal": stack_task_values(tasks, "goal")}

@@ -209,6 +209,31 @@ def test_ant_rewards():
             assert term == (not healthy)
 
 
+def test_ant_goal_observes_its_position():
+    """A goal task's policy must see where it is: AntGoal's observation starts with the free
+    joint's (x, y), single and batched (the MAML code's observation had the full qpos); the
+    velocity and direction tasks keep v5's observation without them."""
+    env = make("metarl/AntGoal-v0")
+    venv = gymnasium.make_vec(
+        "metarl/AntGoal-v0", num_envs=2, vectorization_mode="vector_entry_point"
+    ).unwrapped
+    obs, _ = env.reset(seed=0, options={"task": {"goal": [2.0, 1.0]}})
+    vobs, _ = venv.reset(seed=0, options={"task": {"goal": [2.0, 1.0]}})
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        a = rng.uniform(-1, 1, 8)
+        obs, *_ = env.step(a)
+        vobs, *_ = venv.step(np.stack([a, a]))
+    assert obs.shape == (107,) and vobs.shape == (2, 107)
+    np.testing.assert_array_equal(obs[:2], env.data.qpos[:2])
+    np.testing.assert_array_equal(vobs[:, :2], venv.qpos[:, :2])
+    assert np.all(env.data.qpos[:2] != 0)  # not a zero that any observation would match
+    for env_id in ("metarl/AntVel-v0", "metarl/AntDir-v0"):
+        assert make(env_id).observation_space.shape == (105,)
+    legacy = make("metarl/AntGoal-v0", exclude_current_positions_from_observation=True)
+    assert legacy.observation_space.shape == (105,)
+
+
 def test_promp_ant_dir_config_gives_promps_ant_rand_direc():
     """configs/promp/ant_dir.yaml's env kwargs turn AntDir into ProMP's AntRandDirecEnv: gym's
     0.01 s x 5 timing, reward d * v_x - 0.5 |a|^2 - 5e-4 |clip(cfrc_ext)|^2 + 1 while the torso's
