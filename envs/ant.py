@@ -37,8 +37,9 @@ probe sensor (``metarl_cfrc_probe``, a frame-acceleration sensor on the torso, a
 Ant uses RK4, so this is the value at the start of the last substep, whereas Gymnasium recomputes
 it after the step with ``mj_rnePostConstraint``; we do it this way because ``mujoco.batch`` can
 only produce the in-step value, and single and batched envs must agree. The contact cost is tiny
-either way. ``v_x`` is the torso's finite difference (the MAML code's ``get_body_comvel("torso")``
-is the torso subtree's centre-of-mass velocity, i.e. the whole body's), and the initial-state
+either way. ``v_x`` is the torso's finite difference and AntGoal's position the torso's (the MAML
+code's ``get_body_comvel("torso")`` and ``get_body_com("torso")`` are the torso subtree's
+centre-of-mass velocity and position, i.e. the whole body's), and the initial-state
 noise is v5's (qpos U(-0.1, 0.1), qvel 0.1 N(0, 1); rllab: qpos 0.01 N(0, 1)).
 
 Timing: the MAML code's. Its rllab ``ant.xml`` has ``<option timestep="0.02"
