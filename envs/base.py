@@ -11,6 +11,11 @@ two ranges:
   be used for adaptation; only nonsense (unknown key, wrong type or shape, NaN/inf, a value
   outside the hard validity range such as a negative mass) raises ``ValueError``.
 
+:meth:`TaskEnvMixin.set_task_range` (or the ``task_range`` keyword of ``gymnasium.make`` /
+``make_vec`` on every ``metarl/`` id, e.g. ``task_range={"velocity": [0, 3]}``) replaces the
+sampling range of some parameters for one instance, within their valid ranges: a different
+training distribution (another paper's ranges, or a narrow one to test adaptation outside it).
+
 :meth:`TaskEnvMixin.complete_task` makes a whole task from some of its parameters (the others
 take their ``nominal`` value, the unmodified env's; a number fills a vector parameter), which is
 how ``metarl adapt --task gravity=30`` names a dynamics variant.
@@ -24,8 +29,9 @@ Version history: v0, first version.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -95,6 +101,8 @@ class TaskEnvMixin:
 
     _task: dict | None = None
     _task_fixed: bool = False
+    #: this instance's sampling ranges where :meth:`set_task_range` changed them
+    _sampling_overrides: dict[str, TaskParam] | None = None
 
     # ------------------------------------------------------------------ shapes and sampling
     def task_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -113,10 +121,39 @@ class TaskEnvMixin:
         rng = self.np_random if rng is None else rng
         return [self._sample_task(rng) for _ in range(int(n))]
 
+    def sampling_params(self) -> tuple[TaskParam, ...]:
+        """``task_params`` with this instance's sampling ranges (see :meth:`set_task_range`)."""
+        overrides = self._sampling_overrides or {}
+        return tuple(overrides.get(p.name, p) for p in self.task_params)
+
+    def set_task_range(self, ranges: Mapping[str, Sequence[float]]) -> None:
+        """Draw the named parameters from other ranges from now on: ``{name: [low, high]}``
+        (uniform; ``low == high`` fixes the value) or, for a parameter drawn from choices
+        (``direction``), ``{name: [c1, c2, ...]}``. Each bound must lie in the parameter's valid
+        range; parameters left out keep their ranges. Raises ``ValueError`` naming the problem."""
+        name = type(self).__name__
+        if type(self)._sample_task is not TaskEnvMixin._sample_task:
+            raise ValueError(f"{name} draws its tasks its own way; task_range does not apply")
+        if not isinstance(ranges, Mapping):
+            raise ValueError(
+                f"{name}: task_range is a mapping of parameter name to [low, high], got "
+                f"{type(ranges).__name__}; valid: {self._valid_text()}"
+            )
+        params = {p.name: p for p in self.task_params}
+        unknown = sorted(set(ranges) - set(params))
+        if unknown:
+            raise ValueError(
+                f"{name}: task_range has unknown keys {unknown}; valid keys: {self._valid_text()}"
+            )
+        overrides = dict(self._sampling_overrides or {})
+        for key, values in ranges.items():
+            overrides[key] = _ranged(name, params[key], values)
+        self._sampling_overrides = overrides
+
     def _sample_task(self, rng: np.random.Generator) -> dict:
         shapes = self.task_shapes()
         task = {}
-        for p in self.task_params:
+        for p in self.sampling_params():
             size = shapes[p.name] or None
             if p.choices is not None:
                 v = rng.choice(np.asarray(p.choices, dtype=float), size=size)
@@ -160,8 +197,9 @@ class TaskEnvMixin:
 
     def _validate_value(self, p: TaskParam, value: Any, shape: tuple[int, ...]) -> Any:
         name = type(self).__name__
+        t = (self._sampling_overrides or {}).get(p.name, p)
         rng_txt = f"valid range [{p.valid_low:g}, {p.valid_high:g}], training range " + (
-            f"{list(p.choices)}" if p.choices else f"[{p.low:g}, {p.high:g}]"
+            f"{list(t.choices)}" if t.choices else f"[{t.low:g}, {t.high:g}]"
         )
 
         def bad(why: str) -> ValueError:
@@ -260,14 +298,15 @@ class TaskEnvMixin:
         state = super().__getstate__()  # EzPickle (MuJoCo/classic envs) or object
         if isinstance(state, dict) and "_ezpickle_args" in state:
             state = dict(state)
-            state["_metarl_task"] = (self._task, self._task_fixed)
+            state["_metarl_task"] = (self._task, self._task_fixed, self._sampling_overrides)
         return state
 
     def __setstate__(self, state):
         if isinstance(state, dict) and "_metarl_task" in state:
             state = dict(state)
-            task, fixed = state.pop("_metarl_task")
+            task, fixed, overrides = state.pop("_metarl_task")
             super().__setstate__(state)
+            self._sampling_overrides = overrides
             if fixed and task is not None:
                 self.set_task(task)
             return
@@ -275,6 +314,32 @@ class TaskEnvMixin:
             super().__setstate__(state)
         else:  # pragma: no cover
             self.__dict__.update(state)
+
+
+def _ranged(env_name: str, p: TaskParam, values: Any) -> TaskParam:
+    """``p`` drawn from ``values`` instead (see :meth:`TaskEnvMixin.set_task_range`)."""
+    what = "a list of choices" if p.choices is not None else "[low, high]"
+
+    def bad(why: str) -> ValueError:
+        return ValueError(
+            f"{env_name}: task_range[{p.name!r}] {why}; give {what} within the valid range "
+            f"[{p.valid_low:g}, {p.valid_high:g}]"
+        )
+
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise bad(f"must be a list, got {type(values).__name__} {values!r}")
+    nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if len(nums) != len(values) or not all(math.isfinite(v) for v in nums):
+        raise bad(f"must hold finite numbers, got {list(values)!r}")
+    if any(v < p.valid_low or v > p.valid_high for v in nums):
+        raise bad(f"is outside the valid range: {list(values)!r}")
+    if p.choices is not None:
+        if not nums:
+            raise bad("is empty")
+        return dataclasses.replace(p, choices=tuple(float(v) for v in nums))
+    if len(nums) != 2 or nums[0] > nums[1]:
+        raise bad(f"must be two numbers, low <= high, got {list(values)!r}")
+    return dataclasses.replace(p, low=float(nums[0]), high=float(nums[1]))
 
 
 def _copy_task(task: dict) -> dict:

@@ -3,6 +3,8 @@
 Importing :mod:`envs` calls :func:`register_all` (idempotent). Each row of :data:`FAMILIES` names
 the single-env entry point, the batched ``vector_entry_point`` (or None) and the horizon
 (``max_episode_steps``). :func:`describe_families` gives the table that ``metarl envs`` prints.
+Both entry points take one keyword besides the family's own: ``task_range`` (the training
+distribution's ranges, :meth:`envs.base.TaskEnvMixin.set_task_range`).
 
 Version history: v0, first version.
 """
@@ -92,15 +94,30 @@ def _load(path: str):
     return getattr(importlib.import_module(module), attr)
 
 
+class _Creator:
+    """An entry point that builds ``path``'s env and applies ``task_range`` (to a vector env's
+    ``single_env``, which draws its copies' tasks). A class, not a closure, so it pickles."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __call__(self, *args, task_range=None, **kwargs):
+        env = _load(self.path)(*args, **kwargs)
+        if task_range is not None:
+            getattr(env, "single_env", env).set_task_range(task_range)
+        return env
+
+
 def register_all() -> list[str]:
     """Register every family (skips ids already registered); return the ids."""
     for fam in FAMILIES:
         if fam.id in gymnasium.registry:
             continue
+        vector = fam.vector_entry_point
         gymnasium.register(
             id=fam.id,
-            entry_point=fam.entry_point,
-            vector_entry_point=fam.vector_entry_point,
+            entry_point=_Creator(fam.entry_point),
+            vector_entry_point=None if vector is None else _Creator(vector),
             max_episode_steps=fam.horizon,
         )
     return [fam.id for fam in FAMILIES]

@@ -253,3 +253,16 @@ def test_maml_trpo_step_respects_the_trust_region_measured_independently(inner):
     assert gain > 0
     assert kl == pytest.approx(m["kl"], rel=1e-3)
     assert gain == pytest.approx(m["surrogate_change"], rel=1e-3)
+
+
+def test_env_task_range_sets_the_training_distribution():
+    """``env.kwargs.task_range`` in a config reaches the meta-batches the learner trains on."""
+    cfg = small_config("maml_trpo").model_dump()
+    cfg["env"]["kwargs"] = {"task_range": {"goal": [0.4, 0.5]}}
+    exp = build(RLConfig.model_validate(cfg))
+    seen = []
+    step = exp.algo.step
+    exp.algo.step = lambda tasks: seen.extend(tasks) or step(tasks)
+    exp.train_iteration(0)
+    goals = np.array([t["goal"] for t in seen])
+    assert goals.shape == (8, 2) and goals.min() >= 0.4 and goals.max() <= 0.5
