@@ -234,16 +234,38 @@ def test_ant_goal_observes_its_position():
     assert legacy.observation_space.shape == (105,)
 
 
+def promp_config_env(name):
+    """The env of ``configs/promp/NAME`` (its id and kwargs) and its horizon."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    env_cfg = yaml.safe_load((root / "configs" / "promp" / name).read_text())["env"]
+    return make(env_cfg["id"], **env_cfg["kwargs"]), env_cfg["horizon"]
+
+
+def test_promp_half_cheetah_vel_config_gives_promps_half_cheetah_rand_vel():
+    """configs/promp/half_cheetah_vel.yaml: ProMP's HalfCheetahRandVelEnv, targets U[0, 3],
+    reward -|v_x - v*| - 0.05 |a|^2 with v_x the root's finite difference over 0.05 s."""
+    env, horizon = promp_config_env("half_cheetah_vel.yaml")
+    assert env.dt == pytest.approx(0.05) and horizon == 100
+    targets = [t["velocity"] for t in env.sample_tasks(500, np.random.default_rng(0))]
+    assert 0.0 <= min(targets) < 0.1 and 2.9 < max(targets) <= 3.0
+    rng = np.random.default_rng(0)
+    env.reset(seed=0, options={"task": {"velocity": 2.5}})
+    for _ in range(10):
+        a = rng.uniform(-1, 1, 6)
+        x0 = env.data.qpos[0]
+        _, r, term, _, _ = env.step(a)
+        vx = (env.data.qpos[0] - x0) / 0.05
+        assert not term and r == pytest.approx(-abs(vx - 2.5) - 0.05 * np.sum(a**2))
+
+
 def test_promp_ant_dir_config_gives_promps_ant_rand_direc():
     """configs/promp/ant_dir.yaml's env kwargs turn AntDir into ProMP's AntRandDirecEnv: gym's
     0.01 s x 5 timing, reward d * v_x - 0.5 |a|^2 - 5e-4 |clip(cfrc_ext)|^2 + 1 while the torso's
     z stays in [0, 1] (the formula written from their code, not from ours)."""
-    import yaml
-
-    root = Path(__file__).resolve().parents[2]
-    env_cfg = yaml.safe_load((root / "configs" / "promp" / "ant_dir.yaml").read_text())["env"]
-    env = make(env_cfg["id"], **env_cfg["kwargs"])
-    assert env.dt == pytest.approx(0.05) and env_cfg["horizon"] == 100
+    env, horizon = promp_config_env("ant_dir.yaml")
+    assert env.dt == pytest.approx(0.05) and horizon == 100
     rng = np.random.default_rng(0)
     for direction in (1.0, -1.0):
         env.reset(seed=0, options={"task": {"direction": direction}})
