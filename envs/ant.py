@@ -32,8 +32,8 @@ not finite.
 
 Deviations: observation is v5's 105-d one (qpos[2:], qvel, clipped cfrc_ext of the 13 non-world
 bodies; MAML's rllab Ant had 111-d), and AntGoal's is 107-d: it keeps the torso's (x, y)
-(``exclude_current_positions_from_observation=False``), as the MAML code's full ``qpos`` did. ``cfrc_ext`` is computed by MuJoCo inside the step through a
-probe sensor (``metarl_cfrc_probe``, a frame-acceleration sensor on the torso, added at load):
+(``exclude_current_positions_from_observation=False``), as the MAML code's full ``qpos`` did.
+``cfrc_ext`` is computed by MuJoCo inside the step through a probe sensor (``metarl_cfrc_probe``, a frame-acceleration sensor on the torso, added at load):
 Ant uses RK4, so this is the value at the start of the last substep, whereas Gymnasium recomputes
 it after the step with ``mj_rnePostConstraint``; we do it this way because ``mujoco.batch`` can
 only produce the in-step value, and single and batched envs must agree. The contact cost is tiny

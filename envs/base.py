@@ -123,8 +123,10 @@ class TaskEnvMixin:
 
     def sampling_params(self) -> tuple[TaskParam, ...]:
         """``task_params`` with this instance's sampling ranges (see :meth:`set_task_range`)."""
-        overrides = self._sampling_overrides or {}
-        return tuple(overrides.get(p.name, p) for p in self.task_params)
+        return tuple(self._sampling_param(p) for p in self.task_params)
+
+    def _sampling_param(self, p: TaskParam) -> TaskParam:
+        return (self._sampling_overrides or {}).get(p.name, p)
 
     def set_task_range(self, ranges: Mapping[str, Sequence[float]]) -> None:
         """Draw the named parameters from other ranges from now on: ``{name: [low, high]}``
@@ -197,7 +199,7 @@ class TaskEnvMixin:
 
     def _validate_value(self, p: TaskParam, value: Any, shape: tuple[int, ...]) -> Any:
         name = type(self).__name__
-        t = (self._sampling_overrides or {}).get(p.name, p)
+        t = self._sampling_param(p)
         rng_txt = f"valid range [{p.valid_low:g}, {p.valid_high:g}], training range " + (
             f"{list(t.choices)}" if t.choices else f"[{t.low:g}, {t.high:g}]"
         )
