@@ -11,8 +11,10 @@ torso's velocity ``(v_x, v_y)`` is the finite difference of its ``xpos`` as in v
   reward ``-|v_x - v*| + 1 + h - c``.
 * ``AntDir``: task ``{"direction": d}``, training {-1, +1}, valid [-1, 1];
   reward ``d * v_x + h - c``.
-* ``AntGoal``: task ``{"goal": [x, y]}``, training U[-3, 3]^2, valid [-50, 50];
-  reward ``-||xy_torso - g||_1 + 4 + h - c``.
+* ``AntGoal``: task ``{"goal": [x, y]}``, training U[-3, 3]^2 (ProMP's AntRandGoal: the disk of
+  radius 3, ``task_range={"goal": {"radius": 3}}``), valid [-50, 50];
+  reward ``-||xy_torso - g||_1 + b + h - c`` with ``b = goal_bonus`` (4, the MAML code's;
+  ProMP's AntRandGoal: 0).
 
 kwargs changed from ``Ant-v5``:
 
@@ -170,11 +172,20 @@ class AntGoalEnv(_AntTaskEnv):
     task_kind = "goal"
     task_params = (TaskParam("goal", -3.0, 3.0, valid_low=-50.0, valid_high=50.0, shape=(2,)),)
 
-    def __init__(self, exclude_current_positions_from_observation: bool = False, **kwargs):
+    def __init__(
+        self,
+        goal_bonus: float = 4.0,
+        exclude_current_positions_from_observation: bool = False,
+        **kwargs,
+    ):
+        if not (isinstance(goal_bonus, (int, float)) and np.isfinite(goal_bonus)):
+            raise ValueError(f"goal_bonus must be a finite number, got {goal_bonus!r}")
+        self._goal_bonus = float(goal_bonus)
         super().__init__(
             exclude_current_positions_from_observation=exclude_current_positions_from_observation,
             **kwargs,
         )
+        EzPickle.__init__(self, goal_bonus=goal_bonus, **self._ezpickle_kwargs)
 
     def _task_arrays(self, tasks):
         return {"goal": stack_task_values(tasks, "goal")}
@@ -182,6 +193,6 @@ class AntGoalEnv(_AntTaskEnv):
     def _v_reward(self, vel, pos, action, healthy, cfrc, tarr):
         return (
             -np.sum(np.abs(pos - tarr["goal"]), axis=1)
-            + 4.0
+            + self._goal_bonus
             + self._costs_and_bonus(action, healthy, cfrc)
         )

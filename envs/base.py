@@ -44,7 +44,9 @@ class TaskParam:
 
     ``shape`` is ``()`` for a scalar, a tuple for a fixed-size vector, or ``None`` when the size
     depends on the instance (then the env's :meth:`TaskEnvMixin.task_shapes` gives it).
-    ``choices`` (if set) replaces uniform sampling in [low, high].
+    ``choices`` (if set) replaces uniform sampling in [low, high]; ``radius`` (if set, for a
+    parameter of shape ``(2,)``) draws it uniformly from the disk of that radius about the origin
+    instead of the square.
     """
 
     name: str
@@ -59,14 +61,11 @@ class TaskParam:
     #: the value of the unmodified env (dynamics families), which :meth:`TaskEnvMixin.complete_task`
     #: fills in for a parameter left out; None where there is none (goals, velocities)
     nominal: float | None = None
+    radius: float | None = None
 
     def describe(self) -> str:
         """Short text for tables: sampling range and valid range."""
-        samp = (
-            f"{{{', '.join(f'{c:g}' for c in self.choices)}}}"
-            if self.choices
-            else (f"U[{self.low:g}, {self.high:g}]")
-        )
+        samp = _sampling_text(self)
         shape = (
             "" if self.shape == () else ("[...]" if self.shape is None else f"{list(self.shape)}")
         )
@@ -130,9 +129,11 @@ class TaskEnvMixin:
 
     def set_task_range(self, ranges: Mapping[str, Sequence[float]]) -> None:
         """Draw the named parameters from other ranges from now on: ``{name: [low, high]}``
-        (uniform; ``low == high`` fixes the value) or, for a parameter drawn from choices
-        (``direction``), ``{name: [c1, c2, ...]}``. Each bound must lie in the parameter's valid
-        range; parameters left out keep their ranges. Raises ``ValueError`` naming the problem."""
+        (uniform; ``low == high`` fixes the value), for a parameter drawn from choices
+        (``direction``) ``{name: [c1, c2, ...]}``, and for a 2-vector (``goal``) also
+        ``{name: {"radius": r}}`` (uniform on the disk of radius ``r`` about the origin). Each
+        bound must lie in the parameter's valid range; parameters left out keep their ranges.
+        Raises ``ValueError`` naming the problem."""
         name = type(self).__name__
         if type(self)._sample_task is not TaskEnvMixin._sample_task:
             raise ValueError(f"{name} draws its tasks its own way; task_range does not apply")
@@ -148,8 +149,9 @@ class TaskEnvMixin:
                 f"{name}: task_range has unknown keys {unknown}; valid keys: {self._valid_text()}"
             )
         overrides = dict(self._sampling_overrides or {})
+        shapes = self.task_shapes()
         for key, values in ranges.items():
-            overrides[key] = _ranged(name, params[key], values)
+            overrides[key] = _ranged(name, params[key], values, shapes[key])
         self._sampling_overrides = overrides
 
     def _sample_task(self, rng: np.random.Generator) -> dict:
@@ -157,7 +159,11 @@ class TaskEnvMixin:
         task = {}
         for p in self.sampling_params():
             size = shapes[p.name] or None
-            if p.choices is not None:
+            if p.radius is not None:  # area-uniform: r = R sqrt(U)
+                angle = rng.uniform(0.0, 2.0 * math.pi)
+                r = p.radius * math.sqrt(rng.uniform())
+                v = np.array([r * math.cos(angle), r * math.sin(angle)])
+            elif p.choices is not None:
                 v = rng.choice(np.asarray(p.choices, dtype=float), size=size)
             elif p.integer:
                 v = rng.integers(int(p.low), int(p.high) + 1, size=size)
@@ -200,8 +206,8 @@ class TaskEnvMixin:
     def _validate_value(self, p: TaskParam, value: Any, shape: tuple[int, ...]) -> Any:
         name = type(self).__name__
         t = self._sampling_param(p)
-        rng_txt = f"valid range [{p.valid_low:g}, {p.valid_high:g}], training range " + (
-            f"{list(t.choices)}" if t.choices else f"[{t.low:g}, {t.high:g}]"
+        rng_txt = (
+            f"valid range [{p.valid_low:g}, {p.valid_high:g}], training range {_sampling_text(t)}"
         )
 
         def bad(why: str) -> ValueError:
@@ -318,9 +324,11 @@ class TaskEnvMixin:
             self.__dict__.update(state)
 
 
-def _ranged(env_name: str, p: TaskParam, values: Any) -> TaskParam:
+def _ranged(env_name: str, p: TaskParam, values: Any, shape: tuple[int, ...]) -> TaskParam:
     """``p`` drawn from ``values`` instead (see :meth:`TaskEnvMixin.set_task_range`)."""
     what = "a list of choices" if p.choices is not None else "[low, high]"
+    if p.choices is None and shape == (2,):
+        what += ' or {"radius": r}'
 
     def bad(why: str) -> ValueError:
         return ValueError(
@@ -328,9 +336,16 @@ def _ranged(env_name: str, p: TaskParam, values: Any) -> TaskParam:
             f"[{p.valid_low:g}, {p.valid_high:g}]"
         )
 
+    if isinstance(values, Mapping) and p.choices is None and shape == (2,):
+        r = values.get("radius")
+        if set(values) != {"radius"} or not _is_number(r) or not math.isfinite(r) or r <= 0:
+            raise bad(f"must be {{'radius': r}} with a number r > 0, got {dict(values)!r}")
+        if -r < p.valid_low or r > p.valid_high:
+            raise bad(f"has a disk reaching outside the valid range: radius {r!r}")
+        return dataclasses.replace(p, low=-float(r), high=float(r), radius=float(r))
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         raise bad(f"must be a list, got {type(values).__name__} {values!r}")
-    nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    nums = [v for v in values if _is_number(v)]
     if len(nums) != len(values) or not all(math.isfinite(v) for v in nums):
         raise bad(f"must hold finite numbers, got {list(values)!r}")
     if any(v < p.valid_low or v > p.valid_high for v in nums):
@@ -341,7 +356,21 @@ def _ranged(env_name: str, p: TaskParam, values: Any) -> TaskParam:
         return dataclasses.replace(p, choices=tuple(float(v) for v in nums))
     if len(nums) != 2 or nums[0] > nums[1]:
         raise bad(f"must be two numbers, low <= high, got {list(values)!r}")
-    return dataclasses.replace(p, low=float(nums[0]), high=float(nums[1]))
+    return dataclasses.replace(p, low=float(nums[0]), high=float(nums[1]), radius=None)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _sampling_text(p: TaskParam) -> str:
+    """The sampling distribution of ``p`` for tables and errors: ``{-1, 1}``, ``U[0, 3]`` or
+    ``disk(3)``."""
+    if p.radius is not None:
+        return f"disk({p.radius:g})"
+    if p.choices:
+        return f"{{{', '.join(f'{c:g}' for c in p.choices)}}}"
+    return f"U[{p.low:g}, {p.high:g}]"
 
 
 def _copy_task(task: dict) -> dict:

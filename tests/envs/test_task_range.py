@@ -45,7 +45,7 @@ def test_choices_vectors_and_a_fixed_value():
 def test_set_task_still_takes_any_valid_task_and_errors_name_the_new_range():
     env = gymnasium.make("metarl/AntVel-v0", task_range={"velocity": [0.0, 1.0]}).unwrapped
     env.set_task({"velocity": 2.5})  # outside the training range, inside the valid one
-    with pytest.raises(ValueError, match=r"training range \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"training range U\[0, 1\]"):
         env.set_task({"velocity": 20.0})
 
 
@@ -55,6 +55,30 @@ def test_pickling_and_the_spec_keep_the_range():
     assert all(t["velocity"] >= 2.5 for t in copy.sample_tasks(50, np.random.default_rng(1)))
     again = gymnasium.make(env.spec)
     assert all(t["velocity"] >= 2.5 for t in again.unwrapped.sample_tasks(50))
+
+
+def test_a_disk_for_a_two_vector_and_back_to_a_square():
+    """``{"radius": r}`` draws 2-d goals uniformly by area from the disk (ProMP's AntRandGoal):
+    all inside it, half of them within r / sqrt(2), single and batched, kept through pickling;
+    a later [low, high] gives the square again."""
+    env = gymnasium.make("metarl/Navigation2D-v0", task_range={"goal": {"radius": 0.5}}).unwrapped
+    copy = pickle.loads(pickle.dumps(env))
+    for e in (env, copy):
+        goals = np.array([t["goal"] for t in e.sample_tasks(4000, np.random.default_rng(0))])
+        radii = np.linalg.norm(goals, axis=1)
+        assert radii.max() <= 0.5 and abs(np.mean(radii < 0.5 / np.sqrt(2)) - 0.5) < 0.03
+    assert "disk(0.5)" in str(pytest.raises(ValueError, env.set_task, {"goal": [60.0, 0.0]}).value)
+    venv = gymnasium.make_vec(
+        "metarl/AntGoal-v0",
+        num_envs=8,
+        vectorization_mode="vector_entry_point",
+        task_range={"goal": {"radius": 0.1}},
+    )
+    venv.reset(seed=0)
+    assert all(np.hypot(*t["goal"]) <= 0.1 for t in venv.unwrapped.get_tasks())
+    env.set_task_range({"goal": [0.4, 0.5]})
+    goals = np.array([t["goal"] for t in env.sample_tasks(200, np.random.default_rng(0))])
+    assert goals.min() >= 0.4 and goals.max() <= 0.5
 
 
 @pytest.mark.parametrize(
@@ -67,6 +91,10 @@ def test_pickling_and_the_spec_keep_the_range():
         ("metarl/HalfCheetahVel-v0", {"velocity": [0, float("nan")]}, "finite numbers"),
         ("metarl/HalfCheetahDir-v0", {"direction": []}, "is empty"),
         ("metarl/HalfCheetahVel-v0", [0, 3], "mapping"),
+        ("metarl/AntGoal-v0", {"goal": {"radius": -1}}, "number r > 0"),
+        ("metarl/AntGoal-v0", {"goal": {"radius": 3, "centre": [0, 0]}}, "number r > 0"),
+        ("metarl/AntGoal-v0", {"goal": {"radius": 60}}, "outside the valid range"),
+        ("metarl/HalfCheetahVel-v0", {"velocity": {"radius": 1}}, "must be a list"),
         ("metarl/TabularMDP-v0", {}, "draws its tasks its own way"),
     ],
 )

@@ -356,3 +356,28 @@ def test_batched_huge_velocity_diverges_safely():
     # deterministically; the copy ends with reward 0 and the others are untouched
     assert info["sim_unstable"].tolist() == [False, False, True]
     assert term.tolist() == [False, False, True] and rew[2] == 0.0
+
+
+def test_promp_ant_goal_config_gives_promps_ant_rand_goal():
+    """configs/promp/ant_goal.yaml's env kwargs turn AntGoal into ProMP's AntRandGoalEnv: goals
+    area-uniform on the disk of radius 3, reward -|xy_torso - g|_1 - 0.1 |a|^2
+    - 5e-4 |clip(cfrc_ext)|^2 with no bonus, and no early end even with the torso on its back."""
+    env, horizon = promp_config_env("ant_goal.yaml")
+    assert env.dt == pytest.approx(0.05) and horizon == 100
+    goals = np.array([t["goal"] for t in env.sample_tasks(4000, np.random.default_rng(0))])
+    radii = np.linalg.norm(goals, axis=1)
+    assert radii.max() <= 3.0 and radii.max() > 2.95
+    # area-uniform: P(r < 3 / sqrt(2)) = 1/2, and each quadrant holds a quarter
+    assert abs(np.mean(radii < 3.0 / math.sqrt(2.0)) - 0.5) < 0.03
+    assert abs(np.mean((goals[:, 0] > 0) & (goals[:, 1] > 0)) - 0.25) < 0.03
+    rng = np.random.default_rng(0)
+    goal = [1.5, -2.0]
+    env.reset(seed=0, options={"task": {"goal": goal}})
+    env.unwrapped.data.qpos[2] = 2.0  # far outside v5's healthy z range
+    for _ in range(20):
+        a = rng.uniform(-1, 1, 8)
+        _, r, term, _, _ = env.step(a)
+        xy = env.unwrapped.data.body("torso").xpos[:2]
+        contact = 0.5e-3 * np.sum(np.square(np.clip(env.unwrapped.data.cfrc_ext, -1, 1)))
+        assert not term
+        assert r == pytest.approx(-np.sum(np.abs(xy - goal)) - 0.1 * np.sum(a**2) - contact)
