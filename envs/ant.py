@@ -178,7 +178,11 @@ class AntGoalEnv(_AntTaskEnv):
         exclude_current_positions_from_observation: bool = False,
         **kwargs,
     ):
-        if not (isinstance(goal_bonus, (int, float)) and np.isfinite(goal_bonus)):
+        if (
+            isinstance(goal_bonus, bool)
+            or not isinstance(goal_bonus, (int, float))
+            or not np.isfinite(goal_bonus)
+        ):
             raise ValueError(f"goal_bonus must be a finite number, got {goal_bonus!r}")
         self._goal_bonus = float(goal_bonus)
         super().__init__(

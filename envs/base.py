@@ -127,7 +127,7 @@ class TaskEnvMixin:
     def _sampling_param(self, p: TaskParam) -> TaskParam:
         return (self._sampling_overrides or {}).get(p.name, p)
 
-    def set_task_range(self, ranges: Mapping[str, Sequence[float]]) -> None:
+    def set_task_range(self, ranges: Mapping[str, Any]) -> None:
         """Draw the named parameters from other ranges from now on: ``{name: [low, high]}``
         (uniform; ``low == high`` fixes the value), for a parameter drawn from choices
         (``direction``) ``{name: [c1, c2, ...]}``, and for a 2-vector (``goal``) also

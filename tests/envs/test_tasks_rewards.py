@@ -1,6 +1,7 @@
 """Task API errors/ranges, reward formulas against the MAML paper's definitions, instability handling."""
 
 import math
+import pickle
 from pathlib import Path
 
 import gymnasium
@@ -179,6 +180,8 @@ def test_ant_timing_is_the_maml_codes():
     np.testing.assert_allclose(ours.data.qpos, v5.data.qpos, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="timestep must be > 0"):
         make("metarl/AntVel-v0", timestep=0.0)
+    with pytest.raises(ValueError, match="goal_bonus must be a finite number"):
+        make("metarl/AntGoal-v0", goal_bonus=float("nan"))
 
 
 def test_ant_rewards():
@@ -381,3 +384,4 @@ def test_promp_ant_goal_config_gives_promps_ant_rand_goal():
         contact = 0.5e-3 * np.sum(np.square(np.clip(env.unwrapped.data.cfrc_ext, -1, 1)))
         assert not term
         assert r == pytest.approx(-np.sum(np.abs(xy - goal)) - 0.1 * np.sum(a**2) - contact)
+    assert pickle.loads(pickle.dumps(env))._goal_bonus == 0.0  # the kwarg survives pickling
