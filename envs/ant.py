@@ -66,7 +66,7 @@ import numpy as np
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.utils import EzPickle
 
-from envs.base import TaskParam, stack_task_values
+from envs.base import TaskParam, is_finite_number, stack_task_values
 from envs.mujoco_base import MujocoTaskMixin
 
 
@@ -178,11 +178,7 @@ class AntGoalEnv(_AntTaskEnv):
         exclude_current_positions_from_observation: bool = False,
         **kwargs,
     ):
-        if (
-            isinstance(goal_bonus, bool)
-            or not isinstance(goal_bonus, (int, float))
-            or not np.isfinite(goal_bonus)
-        ):
+        if not is_finite_number(goal_bonus):
             raise ValueError(f"goal_bonus must be a finite number, got {goal_bonus!r}")
         self._goal_bonus = float(goal_bonus)
         super().__init__(

@@ -326,8 +326,9 @@ class TaskEnvMixin:
 
 def _ranged(env_name: str, p: TaskParam, values: Any, shape: tuple[int, ...]) -> TaskParam:
     """``p`` drawn from ``values`` instead (see :meth:`TaskEnvMixin.set_task_range`)."""
+    disk_ok = p.choices is None and shape == (2,)
     what = "a list of choices" if p.choices is not None else "[low, high]"
-    if p.choices is None and shape == (2,):
+    if disk_ok:
         what += ' or {"radius": r}'
 
     def bad(why: str) -> ValueError:
@@ -336,17 +337,17 @@ def _ranged(env_name: str, p: TaskParam, values: Any, shape: tuple[int, ...]) ->
             f"[{p.valid_low:g}, {p.valid_high:g}]"
         )
 
-    if isinstance(values, Mapping) and p.choices is None and shape == (2,):
+    if isinstance(values, Mapping) and disk_ok:
         r = values.get("radius")
-        if set(values) != {"radius"} or not _is_number(r) or not math.isfinite(r) or r <= 0:
+        if set(values) != {"radius"} or not is_finite_number(r) or r <= 0:
             raise bad(f"must be {{'radius': r}} with a number r > 0, got {dict(values)!r}")
         if -r < p.valid_low or r > p.valid_high:
             raise bad(f"has a disk reaching outside the valid range: radius {r!r}")
         return dataclasses.replace(p, low=-float(r), high=float(r), radius=float(r))
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         raise bad(f"must be a list, got {type(values).__name__} {values!r}")
-    nums = [v for v in values if _is_number(v)]
-    if len(nums) != len(values) or not all(math.isfinite(v) for v in nums):
+    nums = [v for v in values if is_finite_number(v)]
+    if len(nums) != len(values):
         raise bad(f"must hold finite numbers, got {list(values)!r}")
     if any(v < p.valid_low or v > p.valid_high for v in nums):
         raise bad(f"is outside the valid range: {list(values)!r}")
@@ -359,8 +360,9 @@ def _ranged(env_name: str, p: TaskParam, values: Any, shape: tuple[int, ...]) ->
     return dataclasses.replace(p, low=float(nums[0]), high=float(nums[1]), radius=None)
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+def is_finite_number(v: Any) -> bool:
+    """``v`` is a finite int or float (not a bool): what a numeric env kwarg or range must be."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _sampling_text(p: TaskParam) -> str:

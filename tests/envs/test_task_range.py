@@ -67,6 +67,7 @@ def test_a_disk_for_a_two_vector_and_back_to_a_square():
         goals = np.array([t["goal"] for t in e.sample_tasks(4000, np.random.default_rng(0))])
         radii = np.linalg.norm(goals, axis=1)
         assert radii.max() <= 0.5 and abs(np.mean(radii < 0.5 / np.sqrt(2)) - 0.5) < 0.03
+        assert abs(np.mean((goals[:, 0] > 0) & (goals[:, 1] > 0)) - 0.25) < 0.03  # every angle
     assert "disk(0.5)" in str(pytest.raises(ValueError, env.set_task, {"goal": [60.0, 0.0]}).value)
     venv = gymnasium.make_vec(
         "metarl/AntGoal-v0",
