@@ -18,7 +18,8 @@ drawn on the CPU exactly as without it, then moved; on a GPU each timed step end
 tasks, 1 query per class) under each speed setting that may pay on a GPU (:data:`VARIANTS`):
 TF32 on or off, channels-last convolution weights, ``torch.compile`` of the meta-loss (default
 and ``reduce-overhead``, which replays it with CUDA graphs; 5-way only, as compiling takes
-minutes). A variant that fails is reported with its error instead of a time.
+minutes; timed and printed after the others, so a run stopped while compiling keeps their
+table). A variant that fails is reported with its error instead of a time.
 
 With ``--json`` the last line is one JSON object with every timing and ``speedup_vs_higher`` for
 the default setting (Omniglot 5w1s, 1 query per class, second order, best of loop and vmap).
@@ -279,6 +280,18 @@ def table(ms: dict[str, float]) -> tuple[str, dict[str, Any]]:
     return "\n".join(rows), summary
 
 
+def variants_table(ms: dict[str, float], failed: dict[str, str]) -> str:
+    """The ``--variants`` table so far (``-``: not timed yet or not run), then the errors."""
+    rows = ["", "| MAML 2nd order, vmap, 32 tasks | " + " | ".join(VARIANTS) + " |"]
+    rows.append("|---|" + "---|" * len(VARIANTS))
+    for ways in (5, 20):
+        keys = [f"omniglot_{ways}w1s_q1/{v}" for v in VARIANTS]
+        cells = [f"{ms[k]:.1f} ms" if k in ms else "failed" if k in failed else "-" for k in keys]
+        rows.append(f"| Omniglot {ways}-way 1-shot | " + " | ".join(cells) + " |")
+    rows += [f"{key}: {error}" for key, error in failed.items()]
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=10)
@@ -303,23 +316,23 @@ def main() -> None:
         f"torch {torch.__version__}, {args.threads} threads, {device} ({where}), "
         f"median of {repeats} round-robin repeats after 1 warm-up round"
     )
-    print(text)
+    print(text, flush=True)
     default = summary["omniglot_5w1s_q1/second"]
     variants: dict[str, Any] = {}
     if args.variants:
-        runs, failed = working(build_variants(device))
-        variant_ms = time_round_robin(runs, repeats, warmup=2, sync=sync)
-        print("\n| MAML 2nd order, vmap, 32 tasks | " + " | ".join(VARIANTS) + " |")
-        print("|---|" + "---|" * len(VARIANTS))
-        for ways in (5, 20):
-            keys = [f"omniglot_{ways}w1s_q1/{v}" for v in VARIANTS]
-            cells = [
-                f"{variant_ms[k]:.1f} ms" if k in variant_ms else "failed" if k in failed else "-"
-                for k in keys
-            ]
-            print(f"| Omniglot {ways}-way 1-shot | " + " | ".join(cells) + " |")
-        for key, error in failed.items():
-            print(f"{key}: {error}")
+        # the eager settings first, printed before compiling starts (minutes): a run stopped
+        # while compiling keeps their table
+        built = build_variants(device)
+        variant_ms: dict[str, float] = {}
+        failed: dict[str, str] = {}
+        for compiled in (False, True):
+            group = {k: run for k, run in built.items() if ("/compile" in k) == compiled}
+            if not group:
+                continue
+            runs, group_failed = working(group)
+            failed.update(group_failed)
+            variant_ms.update(time_round_robin(runs, repeats, warmup=2, sync=sync))
+            print(variants_table(variant_ms, failed), flush=True)
         variants = {"ms": {k: round(v, 2) for k, v in variant_ms.items()}, "failed": failed}
     if args.json:
         print(

@@ -16,7 +16,9 @@
 # Everything it writes goes under OUT_DIR: logs, bench_core.json, the run directories and the
 # decoded-image cache. The Omniglot zips are read from $METARL_DATA/omniglot (default
 # data/omniglot); without them step 3 is skipped. Time shares in seconds, overridable:
-# MAML_SECONDS (default 120), PROTONETS_SECONDS (default 80). Exit status: that of the tests.
+# BENCH_CORE_SECONDS (default 300; its compile variants come last, so a stop keeps the eager
+# timings), MAML_SECONDS (default 120), PROTONETS_SECONDS (default 80). Exit status: that of
+# the tests.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -27,10 +29,22 @@ export METARL_DATA="${METARL_DATA:-data}"
 export METARL_CACHE="${METARL_CACHE:-$OUT_DIR/cache}"
 export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 MAML_SECONDS="${MAML_SECONDS:-120}"
+BENCH_CORE_SECONDS="${BENCH_CORE_SECONDS:-300}"
 PROTONETS_SECONDS="${PROTONETS_SECONDS:-80}"
 
-python - <<'EOF' | tee "$OUT_DIR/gpu.txt"
-import torch
+# Imports first, each timed, under a time limit: a stuck import (seen once on a GPU machine,
+# cause unknown) is then stopped with its traceback instead of eating the whole time budget.
+timeout --signal=INT --kill-after=10 120 python - <<'EOF' | tee "$OUT_DIR/gpu.txt"
+import importlib
+import time
+
+for name in ("torch", "numpy", "pydantic", "gymnasium", "mujoco", "envs", "metarl.cli"):
+    start = time.perf_counter()
+    module = importlib.import_module(name)
+    version = getattr(module, "__version__", "")
+    print(f"import {name} {version} ({time.perf_counter() - start:.1f} s)", flush=True)
+
+import torch  # noqa: E402
 
 if not torch.cuda.is_available():
     raise SystemExit(f"no CUDA GPU visible to torch {torch.__version__}; run this on a GPU machine")
@@ -41,12 +55,18 @@ step() { printf '\n== %s  [%s]\n' "$1" "$(date +%H:%M:%S)"; }
 
 step "1. device tests"
 tests_rc=0
-python -m pytest -q -p no:cacheprovider tests/run/test_device.py \
+python -m pytest -rs -p no:cacheprovider tests/run/test_device.py \
     tests/fewshot/test_fewshot_device.py tests/rl/test_rl_device.py 2>&1 | tee "$OUT_DIR/tests.log" || tests_rc=$?
 
-step "2. bench_core.py --device cuda --variants"
-python scripts/bench_core.py --device cuda --variants --json | tee "$OUT_DIR/bench_core.log"
-tail -n 1 "$OUT_DIR/bench_core.log" > "$OUT_DIR/bench_core.json"
+step "2. bench_core.py --device cuda --variants (at most ${BENCH_CORE_SECONDS}s)"
+bench_rc=0
+timeout --kill-after=10 "$BENCH_CORE_SECONDS" python scripts/bench_core.py --device cuda \
+    --variants --json | tee "$OUT_DIR/bench_core.log" || bench_rc=$?
+case "$bench_rc" in
+    0) tail -n 1 "$OUT_DIR/bench_core.log" > "$OUT_DIR/bench_core.json" ;;
+    124 | 137) echo "bench_core.py: stopped at ${BENCH_CORE_SECONDS}s (its tables so far are above)" ;;
+    *) echo "bench_core.py failed with exit status $bench_rc"; exit "$bench_rc" ;;
+esac
 
 step "2. bench_iteration.py: one MAML-TRPO HalfCheetahVel iteration, learner on cpu, then cuda"
 for device in cpu cuda; do
