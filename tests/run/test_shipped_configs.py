@@ -63,3 +63,25 @@ def test_paper_variants_differ_from_the_defaults_only_in_what_they_name():
         header = paper.read_text().split("\ndomain:")[0]
         for key in differing:
             assert key in header, (paper.name, key)
+
+
+def test_promp_papers_maml_trpo_baselines_differ_from_its_promp_configs_only_in_the_outer_step():
+    """configs/promp/*_maml_trpo.yaml run the ProMP paper's MAML-TRPO baseline on the task of
+    the ProMP config beside it: env, policy, sampler, evaluation, tasks and episodes per
+    iteration, the inner step and the advantages are the same, so their returns compare."""
+    from metarl.run.compare import flatten
+
+    root = Path(__file__).resolve().parents[2] / "configs" / "promp"
+    baselines = sorted(root.glob("*_maml_trpo.yaml"))
+    assert baselines
+    for baseline in baselines:
+        promp = baseline.with_name(baseline.name.replace("_maml_trpo", ""))
+        a = flatten(load_config(baseline).model_dump(mode="json"))
+        b = flatten(load_config(promp).model_dump(mode="json"))
+        assert a["algo.name"] == "maml_trpo" and b["algo.name"] == "promp"
+        shared = a.keys() & b.keys()
+        differing = sorted(k for k in shared if a[k] != b[k])
+        assert differing == ["algo.name"], baseline.name
+        assert {k for k in a.keys() ^ b.keys() if not k.startswith("algo.")} == set()
+        # ProMP's TRPOMAML: trust region 0.01, exact curvature
+        assert a["algo.max_kl"] == 0.01 and a["algo.hvp_subsample"] == 1.0
