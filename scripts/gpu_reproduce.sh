@@ -32,11 +32,15 @@ MAML_SECONDS="${MAML_SECONDS:-120}"
 BENCH_CORE_SECONDS="${BENCH_CORE_SECONDS:-300}"
 PROTONETS_SECONDS="${PROTONETS_SECONDS:-80}"
 
-# Imports first, each timed, under a time limit: a stuck import (seen once on a GPU machine,
-# cause unknown) is then stopped with its traceback instead of eating the whole time budget.
-timeout --signal=INT --kill-after=10 120 python - <<'EOF' | tee "$OUT_DIR/gpu.txt"
+# Imports and CUDA's start first, timed, under a time limit: a stuck import (seen once on a GPU machine,
+# cause unknown) is then stopped after 100 s with every thread's traceback (faulthandler's
+# watchdog thread also fires while the import waits in C code) instead of eating the budget.
+timeout --kill-after=10 120 python - <<'EOF' | tee "$OUT_DIR/gpu.txt"
+import faulthandler
 import importlib
 import time
+
+faulthandler.dump_traceback_later(100, exit=True)
 
 for name in ("torch", "numpy", "pydantic", "gymnasium", "mujoco", "envs", "metarl.cli"):
     start = time.perf_counter()
@@ -49,6 +53,7 @@ import torch  # noqa: E402
 if not torch.cuda.is_available():
     raise SystemExit(f"no CUDA GPU visible to torch {torch.__version__}; run this on a GPU machine")
 print(f"GPU: {torch.cuda.get_device_name()} (torch {torch.__version__}, CUDA {torch.version.cuda})")
+faulthandler.cancel_dump_traceback_later()
 EOF
 
 step() { printf '\n== %s  [%s]\n' "$1" "$(date +%H:%M:%S)"; }
