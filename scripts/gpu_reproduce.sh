@@ -28,6 +28,8 @@ OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 export METARL_DATA="${METARL_DATA:-data}"
 export METARL_CACHE="${METARL_CACHE:-$OUT_DIR/cache}"
 export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# nothing here renders: no OpenGL context for MuJoCo to look for on a headless GPU machine
+export MUJOCO_GL="${MUJOCO_GL:-disable}"
 MAML_SECONDS="${MAML_SECONDS:-120}"
 BENCH_CORE_SECONDS="${BENCH_CORE_SECONDS:-300}"
 PROTONETS_SECONDS="${PROTONETS_SECONDS:-80}"
