@@ -34,9 +34,10 @@ MAML_SECONDS="${MAML_SECONDS:-120}"
 BENCH_CORE_SECONDS="${BENCH_CORE_SECONDS:-300}"
 PROTONETS_SECONDS="${PROTONETS_SECONDS:-80}"
 
-# Imports and CUDA's start first, timed, under a time limit: a stuck import (seen once on a GPU machine,
-# cause unknown) is then stopped after 100 s with every thread's traceback (faulthandler's
-# watchdog thread also fires while the import waits in C code) instead of eating the budget.
+# Imports and CUDA's start first, timed, under a time limit: a stuck import (seen once on a GPU
+# machine, cause unknown) is then stopped after 100 s with every thread's traceback
+# (faulthandler's watchdog thread also fires while the import waits in C code) instead of eating
+# the budget.
 timeout --kill-after=10 120 python - <<'EOF' | tee "$OUT_DIR/gpu.txt"
 import faulthandler
 import importlib
