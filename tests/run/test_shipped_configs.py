@@ -47,16 +47,18 @@ PAPER_SETTINGS = {
 }
 
 
-def test_paper_variants_differ_from_the_defaults_only_in_what_they_name():
+def flat(path: Path) -> dict:
+    """The validated config at ``path`` as ``{"section.key": value}``."""
     from metarl.run.compare import flatten
 
-    root = Path(__file__).resolve().parents[2] / "configs"
-    papers = sorted(root.rglob("*_paper.yaml"))
+    return flatten(load_config(path).model_dump(mode="json"))
+
+
+def test_paper_variants_differ_from_the_defaults_only_in_what_they_name():
+    papers = sorted(ROOT.rglob("*_paper.yaml"))
     assert sorted(p.name for p in papers) == sorted(PAPER_SETTINGS)
     for paper in papers:
-        default = paper.with_name(paper.name.replace("_paper", ""))
-        a = flatten(load_config(paper).model_dump(mode="json"))
-        b = flatten(load_config(default).model_dump(mode="json"))
+        a, b = flat(paper), flat(paper.with_name(paper.name.replace("_paper", "")))
         differing = {k: a[k] for k in a if a[k] != b[k]}
         assert differing == PAPER_SETTINGS[paper.name], paper.name
         # each variant's header says how its default differs
@@ -69,15 +71,10 @@ def test_promp_papers_maml_trpo_baselines_differ_from_its_promp_configs_only_in_
     """configs/promp/*_maml_trpo.yaml run the ProMP paper's MAML-TRPO baseline on the task of
     the ProMP config beside it: env, policy, sampler, evaluation, tasks and episodes per
     iteration, the inner step and the advantages are the same, so their returns compare."""
-    from metarl.run.compare import flatten
-
-    root = Path(__file__).resolve().parents[2] / "configs" / "promp"
-    baselines = sorted(root.glob("*_maml_trpo.yaml"))
+    baselines = sorted((ROOT / "promp").glob("*_maml_trpo.yaml"))
     assert baselines
     for baseline in baselines:
-        promp = baseline.with_name(baseline.name.replace("_maml_trpo", ""))
-        a = flatten(load_config(baseline).model_dump(mode="json"))
-        b = flatten(load_config(promp).model_dump(mode="json"))
+        a, b = flat(baseline), flat(baseline.with_name(baseline.name.replace("_maml_trpo", "")))
         assert a["algo.name"] == "maml_trpo" and b["algo.name"] == "promp"
         shared = a.keys() & b.keys()
         differing = sorted(k for k in shared if a[k] != b[k])
