@@ -162,7 +162,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a key of the meta config, e.g. --set seed=1 (repeatable)",
+        help="override a key of a baseline's section, e.g. --set rl2.iterations=30, or else of "
+        "the meta config, e.g. --set seed=1 (repeatable)",
     )
 
     sub.add_parser("envs", help="list the registered task-distribution environments")

@@ -12,12 +12,15 @@ inner loop, evaluation and seed the baselines share, and the budget of each base
 ``metarl baselines CONFIG --run-dir DIR [--maml RUN ...] [--methods a,b]`` then, for each
 baseline (``--methods``: a subset, e.g. to train two at once in two processes), trains it
 into ``DIR/<method>`` (a normal run directory: ``algo.name: sb3``, see
-:mod:`metarl.rl.sb3_baseline`), resumes it if it was stopped, or collects it if it is complete;
-evaluates an untrained policy the same way (``DIR/random``); reads the MAML runs given with
+:mod:`metarl.rl.sb3_baseline`), resumes it if it was stopped, extends it if the budget grew,
+or collects it if it is complete (a run directory of another experiment, e.g. another seed, is
+refused); evaluates an untrained policy the same way (``DIR/random``); reads the MAML runs given with
 ``--maml`` (their ``summary.json``; several seeds are averaged); and writes ``DIR/baselines.md``
 (the table, with the paper's rows and each method's env steps) and ``DIR/baselines.png`` (the
 MAML paper's figure: return after 0..3 gradient steps for MAML, pretrained and random init, the
-oracle as a line, RL² per trial episode, the paper's curves dashed).
+oracle as a line, RL² per trial episode, the paper's curves dashed). ``--set`` changes a key
+of a baseline's section (``--set rl2.iterations=30``: a partial budget, extended later by the
+same command without it) or else of the meta config (``--set seed=1``).
 
 Every baseline is adapted with MAML's own test-time step sizes (the meta config's
 ``eval.inner_lrs``), so the comparison holds the test protocol fixed. The MAML authors' test
@@ -40,7 +43,14 @@ from rich.console import Console
 from metarl.rl.config import SB3Training
 from metarl.schema import StrictModel
 
-from .config import apply_overrides, read_config_file, validate, validate_model
+from .config import (
+    apply_overrides,
+    changed_keys,
+    dump_config,
+    read_config_file,
+    validate,
+    validate_model,
+)
 from .errors import UserError
 from .plots import plot_baselines
 from .rundir import CONFIG_NAME, checkpoint_path, evaluation_path, load_run_config
@@ -73,9 +83,35 @@ class BaselinesConfig(StrictModel):
     )
 
 
-def load_baselines_config(path: Path) -> tuple[BaselinesConfig, Path]:
-    """The baselines config and the path of its meta-RL config."""
-    cfg = validate_model(BaselinesConfig, read_config_file(path), str(path))
+#: the baselines config's own sections, which ``--set`` keys under them override
+SECTIONS = ("pretrained", "oracle", "rl2", "test_inner_lrs")
+
+#: keys in which a baseline's saved run may differ from the config asked for and still be
+#: continued (as ``metarl train --resume`` allows): its length, evaluation tasks and device
+RESUMABLE = frozenset({"train.iterations", "eval.tasks", "train.device"})
+
+
+def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
+    """``--set`` items for the baselines config (keys under :data:`SECTIONS`) and for the meta
+    config (every other key)."""
+    own = [o for o in overrides if o.partition("=")[0].strip().split(".")[0] in SECTIONS]
+    return own, [o for o in overrides if o not in own]
+
+
+def load_baselines_config(
+    path: Path, overrides: list[str] | None = None
+) -> tuple[BaselinesConfig, Path]:
+    """The baselines config (with ``overrides`` of its sections) and the path of its meta-RL
+    config."""
+    raw = read_config_file(path)
+    for item in overrides or []:
+        section = item.partition("=")[0].strip().split(".")[0]
+        if section in METHODS and raw.get(section) is None:
+            raise UserError(
+                f"--set {item}: {path} has no `{section}` section (a baseline it does not "
+                f"train); add one to a copy of the config"
+            )
+    cfg = validate_model(BaselinesConfig, apply_overrides(raw, overrides or []), str(path))
     meta = (path.parent / cfg.meta_config).resolve()  # type: ignore[attr-defined]
     if not meta.is_file():
         raise UserError(f"{path}: meta_config {cfg.meta_config} not found (looked at {meta})")  # type: ignore[attr-defined]
@@ -98,42 +134,89 @@ def method_config(meta: Any, method: str, budget: BaselineBudget) -> Any:
     return validate(data, f"{method} baseline")
 
 
+def check_same_run(config: Any, run_dir: Path, may_differ: frozenset[str] = RESUMABLE) -> None:
+    """Refuse to continue or collect the run in ``run_dir`` if its saved config differs from
+    ``config`` in a key outside ``may_differ`` (dotted keys, or whole sections; another seed, env or budget setting would put
+    a different experiment's numbers under this one's name)."""
+    saved = load_run_config(run_dir).model_dump(mode="json")
+    changed = {
+        k: v
+        for k, v in changed_keys(saved, config.model_dump(mode="json")).items()
+        if k not in may_differ and k.split(".")[0] not in may_differ
+    }
+    if changed:
+        diff = ", ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in changed.items())
+        raise UserError(
+            f"{run_dir} holds a run of another config ({diff}); give this one its own "
+            f"--run-dir, or drop the --set that changed it"
+        )
+
+
 def run_or_collect(config: Any, run_dir: Path, console: Console) -> dict[str, Any]:
-    """Train ``run_dir`` from scratch, resume it, or read its summary if it is complete."""
+    """Train ``run_dir`` from scratch, resume it, extend it to more iterations, or read its
+    summary if it is complete; a run of another config there is refused."""
     from .checkpoint import load_checkpoint
     from .trainer import train
 
     summary = run_dir / "summary.json"
+    if not checkpoint_path(run_dir).is_file() and not summary.is_file():
+        if (run_dir / CONFIG_NAME).is_file():  # created, stopped before its first checkpoint
+            load_checkpoint(checkpoint_path(run_dir))  # raises the usual "no checkpoint" error
+        return train(config, run_dir, console=console)
     if summary.is_file():
+        done = int(json.loads(summary.read_text())["iterations"])
+    else:
+        done = int(load_checkpoint(checkpoint_path(run_dir))["iteration"])
+    if done > config.train.iterations:
+        raise UserError(
+            f"{run_dir} ran {done} iterations, more than the {config.train.iterations} asked "
+            f"for; give this budget its own --run-dir"
+        )
+    if done == config.train.iterations and summary.is_file():
+        check_same_run(config, run_dir, frozenset({"train.device"}))
         console.print(f"{run_dir}: complete, collected", soft_wrap=True, highlight=False)
         return json.loads(summary.read_text())
-    if checkpoint_path(run_dir).is_file():
-        return train(config, run_dir, resume=True, console=console, checkpoint=None)
-    if (run_dir / CONFIG_NAME).is_file():  # created, stopped before its first checkpoint
-        load_checkpoint(checkpoint_path(run_dir))  # raises the usual "no checkpoint" error
-    return train(config, run_dir, console=console)
+    check_same_run(config, run_dir)
+    if summary.is_file():
+        console.print(
+            f"{run_dir}: extending it from {done} iterations", soft_wrap=True, highlight=False
+        )
+    return train(config, run_dir, resume=True, console=console, checkpoint=None)
 
 
 def random_init(
     meta: Any, run_dir: Path, console: Console, overrides: list[str] | None = None
 ) -> dict[str, Any]:
     """The untrained policy adapted and evaluated as MAML's (``DIR/random/summary.json``), or
-    under ``overrides`` of the meta config's eval section (``DIR/random/evaluations/...``)."""
+    under ``overrides`` of the meta config's eval section (``DIR/random/evaluations/...``);
+    the meta config is saved beside them, and a ``DIR/random`` of another one is refused."""
     from .trainer import opened_experiment
 
+    if (run_dir / CONFIG_NAME).is_file():
+        check_same_run(meta, run_dir, frozenset({"train"}))  # training settings do not apply
+    elif (run_dir / "summary.json").is_file():  # saved before the config was
+        seed = json.loads((run_dir / "summary.json").read_text()).get("seed")
+        if seed != meta.seed:
+            raise UserError(
+                f"{run_dir} holds the random init of seed {seed}, not {meta.seed}; give this "
+                f"seed its own --run-dir"
+            )
+    config = meta
     if overrides:
-        meta = validate(apply_overrides(meta.model_dump(mode="json"), overrides), "random init")
-        path = evaluation_path(run_dir, "test", meta.eval.tasks, overrides)
+        config = validate(apply_overrides(meta.model_dump(mode="json"), overrides), "random init")
+        path = evaluation_path(run_dir, "test", config.eval.tasks, overrides)
     else:
         path = run_dir / "summary.json"
     if path.is_file():
         return json.loads(path.read_text())
-    with opened_experiment(meta) as experiment:
-        curve = experiment.evaluate(meta.eval.tasks, "test")
+    with opened_experiment(config) as experiment:
+        curve = experiment.evaluate(config.eval.tasks, "test")
     summary = {"method": "random", "seed": meta.seed, "eval": curve.as_dict(), "env_steps": 0}
     if overrides:
         summary["overrides"] = overrides
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / CONFIG_NAME).is_file():
+        (run_dir / CONFIG_NAME).write_text(dump_config(meta))
     path.write_text(json.dumps(summary, indent=2) + "\n")
     changed = f" ({', '.join(overrides)})" if overrides else ""
     console.print(f"random init{changed}: {[round(m, 1) for m in curve.mean]}", highlight=False)
@@ -202,11 +285,13 @@ def run_baselines(
     methods: list[str] | None = None,
 ) -> str:
     """Train, resume or collect the baselines of ``config_path`` (``methods``: a subset of
-    :data:`METHODS` and ``random``, default all the config names); write the table and figure
-    of every baseline whose run is complete."""
+    :data:`METHODS` and ``random``, default all the config names; ``overrides``: ``--set``
+    items, of the baselines config's sections or else of the meta config); write the table and
+    figure of every baseline whose run is complete."""
     from metarl.rl.experiment import PAPER_BASELINES, PAPER_CURVES
 
-    cfg, meta_path = load_baselines_config(config_path)
+    own, overrides = split_overrides(overrides)
+    cfg, meta_path = load_baselines_config(config_path, own)
     meta = validate(apply_overrides(read_config_file(meta_path), overrides), str(meta_path))
     if meta.domain != "rl":  # type: ignore[attr-defined]
         raise UserError(f"{meta_path}: baselines compare meta-RL configs (domain: rl)")
@@ -226,6 +311,8 @@ def run_baselines(
         if budget is not None and method in chosen:
             summary = run_or_collect(method_config(meta, method, budget), run_dir / method, console)
         elif (run_dir / method / "summary.json").is_file():  # finished by another invocation
+            if budget is not None:  # of this experiment, at this or another length
+                check_same_run(method_config(meta, method, budget), run_dir / method)
             summary = json.loads((run_dir / method / "summary.json").read_text())
         else:
             continue

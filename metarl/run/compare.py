@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .config import flatten
 from .errors import UserError
 from .rundir import evaluation_path, load_run_config
 
@@ -84,18 +85,6 @@ class GroupSummary:
             "iqm": self.iqm,
             "iqm_ci95": [list(ci) for ci in self.iqm_ci],
         }
-
-
-def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists stay values)."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
 
 
 def load_run(run_dir: Path) -> RunScores:

@@ -125,3 +125,36 @@ def test_a_bad_baselines_config_is_one_line(tmp_path):
     res = run_cli("baselines", str(config), "--run-dir", str(tmp_path / "out"))
     assert res.returncode == 2 and "meta_config nowhere.yaml not found" in res.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_partial_budget_is_extended_and_another_seeds_run_dir_is_refused(tmp_path):
+    config = write_configs(tmp_path)
+    out = tmp_path / "out"
+    args = ("baselines", str(config), "--run-dir", str(out), "--methods")
+    # `--set rl2.iterations=1` changes the baselines config's rl2 section, not the meta config
+    res = run_cli(*args, "rl2,random", "--set", "rl2.iterations=1")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((out / "rl2" / "summary.json").read_text())
+    assert summary["iterations"] == 1 and summary["env_steps"] == 128
+    # the same command at the config's budget continues that run instead of collecting it
+    res = run_cli(*args, "rl2")
+    assert res.returncode == 0, res.stderr
+    assert "extending it from 1 iterations" in res.stdout
+    summary = json.loads((out / "rl2" / "summary.json").read_text())
+    assert summary["iterations"] == 2 and summary["env_steps"] == 256
+    # and a shorter budget than the run has is refused
+    res = run_cli(*args, "rl2", "--set", "rl2.iterations=1")
+    assert res.returncode == 2 and "ran 2 iterations, more than the 1" in res.stderr
+    # another seed in the same run directory: refused, naming the key, nothing touched
+    stamps = {m: (out / m / "summary.json").stat().st_mtime_ns for m in ("rl2", "random")}
+    for method in ("rl2", "random"):
+        res = run_cli(*args, method, "--set", "seed=1")
+        assert res.returncode == 2, res.stdout
+        assert "seed: 0 there, 1 now" in res.stderr and "own --run-dir" in res.stderr, res.stderr
+    assert stamps == {m: (out / m / "summary.json").stat().st_mtime_ns for m in stamps}
+    # a baseline the config does not train cannot be given a budget
+    data = yaml.safe_load(config.read_text())
+    del data["oracle"]
+    config.write_text(yaml.safe_dump(data))
+    res = run_cli(*args, "random", "--set", "oracle.iterations=2")
+    assert res.returncode == 2 and "has no `oracle` section" in res.stderr, res.stderr

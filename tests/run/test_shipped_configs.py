@@ -49,7 +49,7 @@ PAPER_SETTINGS = {
 
 def flat(path: Path) -> dict:
     """The validated config at ``path`` as ``{"section.key": value}``."""
-    from metarl.run.compare import flatten
+    from metarl.run.config import flatten
 
     return flatten(load_config(path).model_dump(mode="json"))
 
