@@ -231,8 +231,8 @@ def _train(
             done = it + 1
             if done % cfg.train.log_every == 0 or done == total:
                 log.log(done, metrics)
-            if cfg.train.eval_every and done % cfg.train.eval_every == 0 and done < total:
-                log.log(done, _eval_row(experiment.evaluate(None, "val"), experiment))
+            if cfg.train.eval_every and done % cfg.train.eval_every == 0:
+                log.log(done, _eval_row(experiment.evaluate(None, "val"), experiment, "eval"))
             if done % cfg.train.checkpoint_every == 0:
                 _checkpoint(run_dir, experiment, done, elapsed_before + time.perf_counter() - t0)
             progress.update(done, metrics)
@@ -250,7 +250,7 @@ def _train(
     t_eval = time.perf_counter()
     curve = experiment.evaluate(cfg.eval.tasks, "test")
     eval_time = time.perf_counter() - t_eval
-    log.log(done, _eval_row(curve, experiment))
+    log.log(done, _eval_row(curve, experiment, "test"))
     log.close()
     title = f"{cfg.domain}: {Path(run_dir).name}"
     reference = getattr(experiment, "reference_curves", dict)()
@@ -273,10 +273,13 @@ def _train(
     return summary
 
 
-def _eval_row(curve: AdaptationCurve, experiment: Any) -> dict[str, float]:
-    """An evaluation's row of ``metrics.jsonl``; a meta-RL run's also holds the env steps
-    trained so far, so that ``metarl plot --x train/env_steps`` places the evaluation."""
-    row = {f"eval/{curve.metric}_step{s}": m for s, m in zip(curve.steps, curve.mean)}
+def _eval_row(curve: AdaptationCurve, experiment: Any, prefix: str) -> dict[str, float]:
+    """An evaluation's row of ``metrics.jsonl``: ``eval/...`` for the validation tasks every
+    ``train.eval_every`` iterations (a learning curve of one split, its last point included),
+    ``test/...`` for the final evaluation on the held-out test tasks (``summary.json``'s). A
+    meta-RL run's row also holds the env steps trained so far, so that ``metarl plot --x
+    train/env_steps`` places the evaluation."""
+    row = {f"{prefix}/{curve.metric}_step{s}": m for s, m in zip(curve.steps, curve.mean)}
     env_steps = getattr(experiment, "env_steps", None)
     if env_steps is not None:
         row["train/env_steps"] = float(env_steps)

@@ -66,8 +66,14 @@ def test_baselines_train_then_collect_and_report(tmp_path):
         json.loads(line) for line in (out / "rl2" / "metrics.jsonl").read_text().splitlines()
     ]
     mid = [r for r in records if "eval/return_step1" in r]
-    assert [r["iteration"] for r in mid] == [1, 2]  # after iteration 1 (eval_every) and the end
+    # on the validation tasks after every iteration (eval_every: 1), the last one included; the
+    # final evaluation on the test tasks in a row of its own, as in summary.json
+    assert [r["iteration"] for r in mid] == [1, 2]
     assert mid[0]["train/env_steps"] == 128 and mid[1]["train/env_steps"] == 256
+    (final,) = [r for r in records if "test/return_step1" in r]
+    rl2_eval = json.loads((out / "rl2" / "summary.json").read_text())["eval"]
+    assert final["iteration"] == 2 and final["train/env_steps"] == 256
+    assert [final[f"test/return_step{s}"] for s in rl2_eval["steps"]] == rl2_eval["mean"]
     # the learning curve against env steps, as README shows it
     curve = tmp_path / "rl2_curve.png"
     res = run_cli(

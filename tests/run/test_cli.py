@@ -298,3 +298,26 @@ def test_evaluate_under_changed_settings_saves_apart_and_refuses_model_keys(run_
     assert "shots: 10" in (run_copy / "config.yaml").read_text()  # the run itself unchanged
     res = run_cli("evaluate", str(run_copy), "--set", "model.hidden_sizes=[8]")
     assert res.returncode == 2 and "only keys under env, task, eval" in res.stderr
+
+
+def test_mid_run_evaluations_are_one_split_and_the_final_test_row_is_the_summary(tmp_path):
+    """``eval/...`` rows are the validation tasks every ``eval_every`` iterations, the last one
+    included (what ``metarl evaluate --split val`` gives the final weights); the final test
+    evaluation is the ``test/...`` row, equal to summary.json's."""
+    run = tmp_path / "run"
+    res = run_cli(
+        "train", str(SINUSOID), "--run-dir", str(run), *quick_args(iterations=20),
+        "--set", "train.eval_every=10",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    rows = read_metrics(run)
+    val = [r for r in rows if "eval/mse_step1" in r]
+    (test,) = [r for r in rows if "test/mse_step1" in r]
+    assert [r["iteration"] for r in val] == [10, 20] and test["iteration"] == 20
+    summary = json.loads((run / "summary.json").read_text())["eval"]["mean"]
+    assert [test[f"test/mse_step{s}"] for s in range(3)] == pytest.approx(summary, rel=1e-6)
+    res = run_cli("evaluate", str(run), "--split", "val", "--tasks", "20")
+    assert res.returncode == 0, res.stderr
+    again = json.loads((run / "evaluations" / "val-20tasks.json").read_text())["eval"]["mean"]
+    assert [val[-1][f"eval/mse_step{s}"] for s in range(3)] == pytest.approx(again, rel=1e-6)
+    assert again != pytest.approx(summary, rel=1e-3)  # another split: other tasks
