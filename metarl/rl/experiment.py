@@ -79,11 +79,23 @@ PAPER_BASELINES = {
 }
 
 
-def paper_curves(env_id: str, algo: str) -> dict[str, list[float]]:
-    """``{"MAML paper": [return after 0..3 steps]}`` for MAML-TRPO on the paper's envs, else
-    ``{}`` (the paper's single run per env, 40 test tasks)."""
-    reference = PAPER_CURVES.get(env_id) if algo == "maml_trpo" else None
-    return {"MAML paper": reference} if reference else {}
+def paper_task(env_id: str, kwargs: dict[str, Any], horizon: int | None) -> bool:
+    """Whether an env section is a task the MAML paper reports: one of its envs as registered
+    (no ``env.kwargs``, the registered horizon). The same envs with other settings, such as
+    the ProMP paper's (frame skip 5, horizon 100), are other tasks with other returns."""
+    if env_id not in PAPER_CURVES or kwargs:
+        return False
+    return env_horizon(env_id, None) == env_horizon(env_id, horizon)
+
+
+def paper_curves(
+    env_id: str, algo: str, kwargs: dict[str, Any], horizon: int | None
+) -> dict[str, list[float]]:
+    """``{"MAML paper": [return after 0..3 steps]}`` for MAML-TRPO on the paper's tasks
+    (:func:`paper_task`), else ``{}`` (the paper's single run per env, 40 test tasks)."""
+    if algo != "maml_trpo" or not paper_task(env_id, kwargs, horizon):
+        return {}
+    return {"MAML paper": PAPER_CURVES[env_id]}
 
 
 class RLExperiment:
@@ -295,7 +307,8 @@ class RLExperiment:
 
     def reference_curves(self) -> dict[str, list[float]]:
         """The MAML paper's curve for this env, drawn beside ours."""
-        return paper_curves(self.cfg.env.id, self.cfg.algo.name)
+        env = self.cfg.env
+        return paper_curves(env.id, self.cfg.algo.name, env.kwargs, env.horizon)
 
     def summary_extra(self) -> dict[str, Any]:
         return {
@@ -341,4 +354,12 @@ def build(cfg: RLConfig, device: torch.device | str = CPU) -> RLExperiment:
     return RLExperiment(cfg, device)
 
 
-__all__ = ["PAPER_BASELINES", "PAPER_CURVES", "RLExperiment", "build", "inner_spec", "paper_curves"]
+__all__ = [
+    "PAPER_BASELINES",
+    "PAPER_CURVES",
+    "RLExperiment",
+    "build",
+    "inner_spec",
+    "paper_curves",
+    "paper_task",
+]

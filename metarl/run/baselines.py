@@ -288,7 +288,7 @@ def run_baselines(
     :data:`METHODS` and ``random``, default all the config names; ``overrides``: ``--set``
     items, of the baselines config's sections or else of the meta config); write the table and
     figure of every baseline whose run is complete."""
-    from metarl.rl.experiment import PAPER_BASELINES, PAPER_CURVES
+    from metarl.rl.experiment import PAPER_BASELINES, PAPER_CURVES, paper_task
 
     own, overrides = split_overrides(overrides)
     cfg, meta_path = load_baselines_config(config_path, own)
@@ -331,10 +331,11 @@ def run_baselines(
             values = pretrained_own_steps(run_dir / "pretrained", overrides)
             if values is not None:
                 rows[label] = (values, rows["pretrained"][1])
-    env_id = meta.env.id  # type: ignore[attr-defined]
-    paper = dict(PAPER_BASELINES.get(env_id, {}))
-    if env_id in PAPER_CURVES:
-        paper = {"MAML": PAPER_CURVES[env_id], **paper}
+    env = meta.env  # type: ignore[attr-defined]
+    env_id = env.id
+    paper: dict[str, list[float]] = {}
+    if paper_task(env_id, env.kwargs, env.horizon):  # not the same envs under other settings
+        paper = {"MAML": PAPER_CURVES[env_id], **PAPER_BASELINES.get(env_id, {})}
     text = table(rows, paper)
     (run_dir / "baselines.md").write_text(text)
     title = f"{env_id}: baselines seed {meta.seed}, MAML runs: {len(maml_runs)}"  # type: ignore[attr-defined]

@@ -237,20 +237,49 @@ def compare_runs(
 GAIN = "1-step gain (paired s.e.)"
 
 
+def point_names(groups: list[GroupSummary], points: int) -> tuple[list[str], str]:
+    """The columns' names and the gain column's: inner steps, or an RL² run's trial episodes
+    (its curve's points are the returns of a trial's episodes 1..K, not gradient steps)."""
+    rl2 = [r.config.get("algo.method") == "rl2" for g in groups for r in g.runs]
+    steps = [f"{s} step{'s' * (s != 1)}" for s in range(points)]
+    if all(rl2):
+        return [f"episode {s + 1}" for s in range(points)], "episode 2 - 1 (paired s.e.)"
+    if any(rl2):
+        return [f"{n} (RL²: episode {s + 1})" for s, n in enumerate(steps)], GAIN
+    return steps, GAIN
+
+
+def run_names(groups: list[GroupSummary]) -> dict[Path, str]:
+    """Each run's name in the tables: its directory's name, or as many of its path's last parts
+    as tell it apart from the others (``s1/rl2`` and ``s2/rl2``, not ``rl2`` twice)."""
+    paths = [r.run_dir for g in groups for r in g.runs]
+    for depth in range(1, max(len(p.parts) for p in paths) + 1):
+        names = {p: "/".join(p.parts[-depth:]) for p in paths}
+        if len(set(names.values())) == len(set(paths)):
+            return names
+    return {p: str(p) for p in paths}
+
+
 def fmt(x: float) -> str:
     return "nan" if not math.isfinite(x) else f"{x:.1f}"
 
 
 def reference_curves(groups: list[GroupSummary]) -> dict[str, list[float]]:
-    """The published curve for the runs' env and algorithm (meta-RL: the MAML paper's run),
+    """The published curve for the runs' task and algorithm (meta-RL: the MAML paper's run),
     when every run shares them; else ``{}``."""
-    pairs = {(r.config.get("env.id"), r.config.get("algo.name")) for g in groups for r in g.runs}
-    if len(pairs) != 1 or None in next(iter(pairs)):
+    settings = set()
+    for r in (r for g in groups for r in g.runs):
+        kwargs = {
+            k[len("env.kwargs.") :]: v for k, v in r.config.items() if k.startswith("env.kwargs.")
+        }
+        env = (r.config.get("env.id"), r.config.get("algo.name"), r.config.get("env.horizon"))
+        settings.add((*env, json.dumps(kwargs, sort_keys=True)))
+    if len(settings) != 1 or None in next(iter(settings))[:2]:
         return {}
     from metarl.rl.experiment import paper_curves
 
-    env_id, algo = next(iter(pairs))
-    return paper_curves(env_id, algo)
+    env_id, algo, horizon, kwargs = next(iter(settings))
+    return paper_curves(env_id, algo, json.loads(kwargs), horizon)
 
 
 def legend(groups: list[GroupSummary]) -> str:
@@ -268,23 +297,25 @@ def tables(groups: list[GroupSummary]) -> list[Any]:
     from rich.table import Table
 
     steps = len(groups[0].mean)
+    heads, gain = point_names(groups, steps)
+    names = run_names(groups)
     metric = groups[0].runs[0].metric
     per_seed = Table(title=f"{metric} per run (mean ± s.e. over held-out tasks)")
     for name in ("group", "run", "seed", "tasks"):
         per_seed.add_column(name)
-    for s in range(steps):
-        per_seed.add_column(f"{s} step{'s' * (s != 1)}", justify="right", no_wrap=True)
-    per_seed.add_column(GAIN, justify="right", no_wrap=True)
+    for head in heads:
+        per_seed.add_column(head, justify="right", no_wrap=True)
+    per_seed.add_column(gain, justify="right", no_wrap=True)
     for i, g in enumerate(groups, 1):
         for r in g.runs:
             cells = [f"{fmt(m)} ± {fmt(e)}" for m, e in zip(r.mean[:steps], r.stderr[:steps])]
             per_seed.add_row(
-                str(i), r.run_dir.name, str(r.seed), str(r.num_tasks), *cells, r.gain()
+                str(i), names[r.run_dir], str(r.seed), str(r.num_tasks), *cells, r.gain()
             )
     agg = Table(
         title=f"{metric} across seeds (IQM: interquartile mean, 95% stratified bootstrap CI)"
     )
-    for name in ("group", "seeds", "steps", "mean ± s.d.", "median", "IQM [95% CI]"):
+    for name in ("group", "seeds", "point", "mean ± s.d.", "median", "IQM [95% CI]"):
         agg.add_column(name, justify="left" if name == "group" else "right", no_wrap=True)
     for i, g in enumerate(groups, 1):
         for s in range(steps):
@@ -292,7 +323,7 @@ def tables(groups: list[GroupSummary]) -> list[Any]:
             agg.add_row(
                 str(i) if s == 0 else "",
                 str(len(g.runs)) if s == 0 else "",
-                str(s),
+                heads[s],
                 f"{fmt(g.mean[s])} ± {fmt(g.std[s])}",
                 fmt(g.median[s]),
                 f"{fmt(g.iqm[s])} [{fmt(lo)}, {fmt(hi)}]",
@@ -303,15 +334,16 @@ def tables(groups: list[GroupSummary]) -> list[Any]:
 def markdown(groups: list[GroupSummary]) -> str:
     """The two tables of :func:`tables` as Markdown (for a results document)."""
     steps = len(groups[0].mean)
-    heads = [f"{s} step{'s' * (s != 1)}" for s in range(steps)]
+    heads, gain = point_names(groups, steps)
+    names = run_names(groups)
     lines = [
-        "| group | run | seed | tasks | " + " | ".join(heads) + f" | {GAIN} |",
+        "| group | run | seed | tasks | " + " | ".join(heads) + f" | {gain} |",
         "|---" * (5 + steps) + "|",
     ]
     for i, g in enumerate(groups, 1):
         for r in g.runs:
             cells = [f"{fmt(m)} ± {fmt(e)}" for m, e in zip(r.mean[:steps], r.stderr[:steps])]
-            row = [str(i), r.run_dir.name, str(r.seed), str(r.num_tasks), *cells, r.gain()]
+            row = [str(i), names[r.run_dir], str(r.seed), str(r.num_tasks), *cells, r.gain()]
             lines.append("| " + " | ".join(row) + " |")
     lines += ["", "| group | seeds | " + " | ".join(heads) + " |", "|---" * (2 + steps) + "|"]
     for i, g in enumerate(groups, 1):

@@ -107,10 +107,11 @@ def plot_group_curves(
     metric: str,
     path: Path,
     reference: dict[str, list[float]] | None = None,
+    points: list[str] | None = None,
 ) -> Path:
     """Adaptation curves across seeds: per group (``{label: (per-run curves, IQM, IQM CI)}``)
     its IQM with the 95% CI band and every run as a thin line; ``reference`` adds dashed
-    published curves."""
+    published curves; ``points`` names the x ticks (default: inner steps 0, 1, ...)."""
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for i, (label, (runs, iqm, ci)) in enumerate(groups.items()):
         color = f"C{i % 10}"
@@ -121,9 +122,13 @@ def plot_group_curves(
         ax.fill_between(steps, [c[0] for c in ci], [c[1] for c in ci], color=color, alpha=0.2)
     for label, values in (reference or {}).items():
         ax.plot(range(len(values)), values, ls=":", marker="x", color="k", label=label)
-    ax.set_xlabel("inner gradient steps at test time")
+    ticks = range(max(len(v[1]) for v in groups.values()))
+    if points is None:
+        ax.set_xlabel("inner gradient steps at test time")
+        ax.set_xticks(ticks)
+    else:
+        ax.set_xticks(ticks, [points[t] for t in ticks])
     ax.set_ylabel(metric)
-    ax.set_xticks(range(max(len(v[1]) for v in groups.values())))
     ax.set_title("thin lines: one run each; band: 95% bootstrap CI of the IQM", fontsize=8)
     return _save(fig, ax, path)
 

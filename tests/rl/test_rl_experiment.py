@@ -1,4 +1,5 @@
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,8 +107,9 @@ def test_adapt_to_tasks_and_invalid_task(tmp_path):
     assert params[0]["layers.0.weight"].shape == (32, 2)
     with pytest.raises(ValueError, match="goal"):
         exp.adapt_to_tasks([{"velocity": 2.5}], steps=1, episodes=4)
-    # the run layer draws the curve; MAML-TRPO on Navigation2D adds the paper's as a reference
-    assert exp.reference_curves()["MAML paper"][1] == -11.7
+    # the run layer draws the curve; the MAML paper's is drawn beside its own task only, and a
+    # horizon of 50 is not the paper's navigation (100 steps)
+    assert exp.reference_curves() == {}
     assert exp.summary_extra()["sampler_backend"] == "batched"
 
 
@@ -266,3 +268,29 @@ def test_env_task_range_sets_the_training_distribution():
     exp.train_iteration(0)
     goals = np.array([t["goal"] for t in seen])
     assert goals.shape == (8, 2) and goals.min() >= 0.4 and goals.max() <= 0.5
+
+
+@pytest.mark.parametrize(
+    "path, papers",
+    [
+        ("maml_trpo/navigation2d.yaml", True),
+        ("maml_trpo/half_cheetah_dir.yaml", True),
+        ("maml_trpo/ant_dir.yaml", True),
+        ("promp/half_cheetah_dir_maml_trpo.yaml", False),  # ProMP's task: frame skip 5, 100 steps
+        ("promp/ant_dir_maml_trpo.yaml", False),
+        ("promp/half_cheetah_vel_maml_trpo.yaml", False),  # and targets in [0, 3]
+        ("maml_trpo/half_cheetah_rand_params.yaml", False),  # not in the MAML paper
+    ],
+)
+def test_the_maml_papers_curve_is_the_reference_only_on_its_own_tasks(path, papers):
+    from metarl.rl.experiment import PAPER_CURVES, paper_curves
+    from metarl.run.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / path)
+    env = cfg.env
+    reference = paper_curves(env.id, cfg.algo.name, env.kwargs, env.horizon)
+    assert reference == ({"MAML paper": PAPER_CURVES[env.id]} if papers else {})
+    if papers:  # the registered horizon written out is the same task
+        horizon = 100 if "navigation" in path else 200
+        assert paper_curves(env.id, "maml_trpo", {}, horizon) == reference
+        assert paper_curves(env.id, "promp", {}, None) == {}  # another algorithm

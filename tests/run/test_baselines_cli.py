@@ -56,7 +56,7 @@ def test_baselines_train_then_collect_and_report(tmp_path):
     table = (out / "baselines.md").read_text()
     rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
     assert set(rows) >= {"MAML", "pretrained", "oracle", "RL²", "random init"}
-    assert {"paper: pretrained", "paper: random", "paper: oracle"} <= set(rows)
+    assert not any(name.startswith("paper") for name in rows)  # the paper's task: 100 steps
     maml_mean = json.loads((maml / "summary.json").read_text())["eval"]["mean"]
     assert " / ".join(f"{v:.1f}" for v in maml_mean) in rows["MAML"]
     oracle = json.loads((out / "oracle" / "summary.json").read_text())
@@ -158,6 +158,13 @@ def test_a_partial_budget_is_extended_and_another_seeds_run_dir_is_refused(tmp_p
         assert res.returncode == 2, res.stdout
         assert "seed: 0 there, 1 now" in res.stderr and "own --run-dir" in res.stderr, res.stderr
     assert stamps == {m: (out / m / "summary.json").stat().st_mtime_ns for m in stamps}
+    # the paper's rows beside its own task (navigation as registered: 100 steps)
+    h100 = tmp_path / "h100"
+    res = run_cli(*args[:3], str(h100), "--methods", "random", "--set", "env.horizon=100")
+    assert res.returncode == 0, res.stderr
+    table = (h100 / "baselines.md").read_text()
+    for row in ("paper: MAML", "paper: pretrained", "paper: random", "paper: oracle"):
+        assert f"| {row} |" in table, table
     # a baseline the config does not train cannot be given a budget
     data = yaml.safe_load(config.read_text())
     del data["oracle"]

@@ -129,3 +129,29 @@ def test_an_older_summary_takes_the_paired_errors_of_its_exact_re_evaluation(tmp
     assert load_run(run).gain() == "-"
     path.write_text("{torn")
     assert load_run(run).gain() == "-"
+
+
+def test_rl2_runs_are_named_by_path_and_their_points_are_trial_episodes(tmp_path, capsys):
+    """Baseline runs share their directory's name (``DIR/rl2``): each is named by as much of
+    its path as tells it apart; an RL² curve's points are a trial's episodes, not steps."""
+    from metarl.run.baselines import BaselineBudget, method_config
+    from metarl.run.rundir import load_run_config
+
+    budget = BaselineBudget(iterations=1, env_steps_per_iteration=128, episodes_per_trial=2)
+    runs = []
+    for seed in (0, 1):
+        run = _fake_run(tmp_path / f"seed{seed}", "rl2", seed, [10.0 + seed, 12.0 + seed])
+        rl2 = method_config(load_run_config(run), "rl2", budget)
+        (run / "config.yaml").write_text(dump_config(rl2))
+        runs.append(str(run))
+    assert main(["compare", *runs, "--markdown", "--reps", "100"]) == 0
+    text = capsys.readouterr().out
+    assert (
+        "| group | run | seed | tasks | episode 1 | episode 2 | episode 2 - 1 (paired s.e.) |"
+        in text
+    )
+    assert "| 1 | seed1/rl2 | 1 | 40 | 11.0 ± 0.5 | 13.0 ± 0.5 | - |" in text
+    # beside a MAML run, the columns say both
+    maml = _fake_run(tmp_path, "maml", 0, [-40.0, -12.0])
+    assert main(["compare", runs[0], str(maml), "--markdown", "--reps", "100"]) == 0
+    assert "| 0 steps (RL²: episode 1) | 1 step (RL²: episode 2) |" in capsys.readouterr().out
