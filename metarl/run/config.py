@@ -1,4 +1,5 @@
-"""Load a YAML experiment config, apply ``--set`` overrides, and validate it.
+"""Load a YAML experiment config (and the config it ``extends``), apply ``--set`` overrides,
+and validate it.
 
 Every mistake becomes one :class:`UserError` that names the key, the value and what is allowed::
 
@@ -59,7 +60,9 @@ def domain_schema(domain: str) -> type[BaseModel]:
     return RLConfig
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
+def read_config_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A YAML config as a mapping, with the config it ``extends`` (if any) under it: see
+    :func:`merge_configs`. ``extends: PATH`` is relative to the file that names it."""
     path = Path(path)
     if not path.is_file():
         hint = " (it is a directory; give the YAML file)" if path.is_dir() else ""
@@ -69,7 +72,37 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise UserError(
             f"{path}: a config is a YAML mapping of sections, got {type(data).__name__}"
         )
-    return data
+    if "extends" not in data:
+        return data
+    base = data.pop("extends")
+    if not isinstance(base, str) or not base.strip():
+        raise UserError(
+            f"{path}: `extends` names the config this one builds on (a path relative to this "
+            f"file), got {base!r}"
+        )
+    base_path = path.parent / base
+    chain = (*_chain, path)
+    if base_path.resolve() in {p.resolve() for p in chain}:
+        loop = " -> ".join(str(p) for p in (*chain, base_path))
+        raise UserError(f"{path}: `extends` goes round in a circle: {loop}")
+    if not base_path.is_file():
+        raise UserError(f"{path}: extends {base}, which is not a file (looked at {base_path})")
+    return merge_configs(read_config_file(base_path, chain), data)
+
+
+def merge_configs(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override``'s keys over ``base``'s: a section merges key by key (recursively); a value
+    or a list replaces the base's, and so does a section whose ``name`` differs from the base's
+    (another algorithm or model: its keys are not the base's)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        old = out.get(key)
+        if isinstance(old, dict) and isinstance(value, dict):
+            if value.get("name", old.get("name")) == old.get("name"):
+                out[key] = merge_configs(old, value)
+                continue
+        out[key] = copy.deepcopy(value)
+    return out
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

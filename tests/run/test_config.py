@@ -99,3 +99,46 @@ def test_every_float_field_rejects_nan_and_infinity(domain):
             value = f"[{bad}, {bad}, {bad}]" if is_list else bad
             with pytest.raises(UserError, match=f"`{name}[^`]*`.*finite"):
                 load_config(root / base, [f"{name}={value}"])
+
+
+def test_extends_merges_sections_key_by_key_and_replaces_another_algo(tmp_path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "promp.yaml").write_text(
+        "domain: rl\nseed: 3\ntrain: {iterations: 2}\nenv: {id: metarl/Navigation2D-v0, horizon: 50}\n"
+        "policy: {hidden_sizes: [16, 16], activation: tanh}\n"
+        "algo: {name: promp, meta_batch_size: 4, clip_eps: 0.2, inner: {lr: 0.2}}\n"
+    )
+    (tmp_path / "mid.yaml").write_text(
+        "extends: base/promp.yaml\npolicy: {activation: relu}\n"
+        "algo: {clip_eps: 0.1}  # same algorithm: merged\n"
+    )
+    (tmp_path / "child.yaml").write_text(
+        "extends: mid.yaml\nalgo: {name: maml_trpo, max_kl: 0.02}  # another: replaced\n"
+    )
+    mid = load_config(tmp_path / "mid.yaml")
+    assert mid.seed == 3 and mid.env.horizon == 50
+    assert mid.policy.hidden_sizes == [16, 16] and mid.policy.activation == "relu"
+    assert mid.algo.clip_eps == 0.1 and mid.algo.meta_batch_size == 4 and mid.algo.inner.lr == 0.2
+    child = load_config(tmp_path / "child.yaml", ["algo.cg_iters=5"])  # --set on top
+    assert child.algo.name == "maml_trpo" and child.algo.max_kl == 0.02
+    assert child.algo.cg_iters == 5 and child.policy.activation == "relu"
+    defaults = validate(
+        {"domain": "rl", "train": {"iterations": 2}, "env": {"id": "metarl/Navigation2D-v0"}}, "x"
+    )
+    assert child.algo.meta_batch_size == defaults.algo.meta_batch_size  # not promp's 4
+    assert child.algo.inner.lr == defaults.algo.inner.lr
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("extends: nowhere.yaml\n", "extends nowhere.yaml, which is not a file"),
+        ("extends: [a.yaml]\n", "`extends` names the config this one builds on"),
+        ("extends: loop.yaml\n", "`extends` goes round in a circle"),
+    ],
+)
+def test_a_bad_extends_is_one_clear_error(tmp_path, text, message):
+    (tmp_path / "loop.yaml").write_text("extends: c.yaml\nseed: 1\n")
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(UserError, match=message):
+        load_config(tmp_path / "c.yaml")
