@@ -253,13 +253,13 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
+    from metarl.run import config as cfgmod
     from metarl.run import rundir, trainer
 
     _positive("--tasks", args.tasks)
     config = rundir.load_run_config(args.run_dir)
     for item in args.overrides:
-        section = item.partition("=")[0].strip().split(".")[0]
-        if section not in EVALUATE_SECTIONS:
+        if cfgmod.override_section(item) not in EVALUATE_SECTIONS:
             raise UserError(
                 f"evaluate --set {item}: only keys under {', '.join(EVALUATE_SECTIONS)} can change "
                 "at evaluation (the rest define the trained model); train a new run for the others"
@@ -364,9 +364,8 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         curves = {g.label: ([r.mean for r in g.runs], g.iqm, g.iqm_ci) for g in groups}
         metric = groups[0].runs[0].metric
         reference = compare.reference_curves(groups)
-        names, _ = compare.point_names(groups, max(len(g.mean) for g in groups))
-        path = plot_group_curves(curves, metric, args.out, reference, names)
-        console.print(f"wrote {path}")
+        points, _ = compare.point_names(groups, max(len(g.mean) for g in groups))
+        console.print(f"wrote {plot_group_curves(curves, metric, args.out, points, reference)}")
     return 0
 
 

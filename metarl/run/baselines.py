@@ -47,6 +47,7 @@ from .config import (
     apply_overrides,
     changed_keys,
     dump_config,
+    override_section,
     read_config_file,
     validate,
     validate_model,
@@ -94,7 +95,7 @@ RESUMABLE = frozenset({"train.iterations", "eval.tasks", "train.device"})
 def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
     """``--set`` items for the baselines config (keys under :data:`SECTIONS`) and for the meta
     config (every other key)."""
-    own = [o for o in overrides if o.partition("=")[0].strip().split(".")[0] in SECTIONS]
+    own = [o for o in overrides if override_section(o) in SECTIONS]
     return own, [o for o in overrides if o not in own]
 
 
@@ -105,7 +106,7 @@ def load_baselines_config(
     config."""
     raw = read_config_file(path)
     for item in overrides or []:
-        section = item.partition("=")[0].strip().split(".")[0]
+        section = override_section(item)
         if section in METHODS and raw.get(section) is None:
             raise UserError(
                 f"--set {item}: {path} has no `{section}` section (a baseline it does not "
@@ -136,8 +137,8 @@ def method_config(meta: Any, method: str, budget: BaselineBudget) -> Any:
 
 def check_same_run(config: Any, run_dir: Path, may_differ: frozenset[str] = RESUMABLE) -> None:
     """Refuse to continue or collect the run in ``run_dir`` if its saved config differs from
-    ``config`` in a key outside ``may_differ`` (dotted keys, or whole sections; another seed, env or budget setting would put
-    a different experiment's numbers under this one's name)."""
+    ``config`` in a key outside ``may_differ`` (dotted keys, or whole sections): another seed,
+    env or budget setting would put a different experiment's numbers under this one's name."""
     saved = load_run_config(run_dir).model_dump(mode="json")
     changed = {
         k: v
@@ -163,10 +164,12 @@ def run_or_collect(config: Any, run_dir: Path, console: Console) -> dict[str, An
         if (run_dir / CONFIG_NAME).is_file():  # created, stopped before its first checkpoint
             load_checkpoint(checkpoint_path(run_dir))  # raises the usual "no checkpoint" error
         return train(config, run_dir, console=console)
+    state = None  # the checkpoint, read once: to count its iterations and to resume from
     if summary.is_file():
         done = int(json.loads(summary.read_text())["iterations"])
     else:
-        done = int(load_checkpoint(checkpoint_path(run_dir))["iteration"])
+        state = load_checkpoint(checkpoint_path(run_dir))
+        done = int(state["iteration"])
     if done > config.train.iterations:
         raise UserError(
             f"{run_dir} ran {done} iterations, more than the {config.train.iterations} asked "
@@ -181,7 +184,7 @@ def run_or_collect(config: Any, run_dir: Path, console: Console) -> dict[str, An
         console.print(
             f"{run_dir}: extending it from {done} iterations", soft_wrap=True, highlight=False
         )
-    return train(config, run_dir, resume=True, console=console, checkpoint=None)
+    return train(config, run_dir, resume=True, console=console, checkpoint=state)
 
 
 def random_init(

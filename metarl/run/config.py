@@ -124,6 +124,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def override_section(item: str) -> str:
+    """The top-level section a ``--set key.sub=value`` item changes (``rl2`` for
+    ``rl2.iterations=30``)."""
+    return item.partition("=")[0].strip().split(".")[0]
+
+
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists stay values)."""
     out: dict[str, Any] = {}

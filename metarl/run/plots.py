@@ -106,12 +106,13 @@ def plot_group_curves(
     groups: dict[str, tuple[list[list[float]], list[float], list[tuple[float, float]]]],
     metric: str,
     path: Path,
+    points: list[str],
     reference: dict[str, list[float]] | None = None,
-    points: list[str] | None = None,
 ) -> Path:
     """Adaptation curves across seeds: per group (``{label: (per-run curves, IQM, IQM CI)}``)
-    its IQM with the 95% CI band and every run as a thin line; ``reference`` adds dashed
-    published curves; ``points`` names the x ticks (default: inner steps 0, 1, ...)."""
+    its IQM with the 95% CI band and every run as a thin line, at x ticks named by ``points``
+    (``0 steps``, ``1 step``, ... or an RL² trial's episodes); ``reference`` adds dashed
+    published curves."""
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for i, (label, (runs, iqm, ci)) in enumerate(groups.items()):
         color = f"C{i % 10}"
@@ -123,11 +124,7 @@ def plot_group_curves(
     for label, values in (reference or {}).items():
         ax.plot(range(len(values)), values, ls=":", marker="x", color="k", label=label)
     ticks = range(max(len(v[1]) for v in groups.values()))
-    if points is None:
-        ax.set_xlabel("inner gradient steps at test time")
-        ax.set_xticks(ticks)
-    else:
-        ax.set_xticks(ticks, [points[t] for t in ticks])
+    ax.set_xticks(ticks, [points[t] for t in ticks])
     ax.set_ylabel(metric)
     ax.set_title("thin lines: one run each; band: 95% bootstrap CI of the IQM", fontsize=8)
     return _save(fig, ax, path)
