@@ -84,3 +84,30 @@ def test_promp_papers_maml_trpo_baselines_differ_from_its_promp_configs_only_in_
         assert {k for k in a.keys() ^ b.keys() if not k.startswith("algo.")} == set()
         # ProMP's TRPOMAML: trust region 0.01, exact curvature
         assert a["algo.max_kl"] == 0.01 and a["algo.hvp_subsample"] == 1.0
+
+
+EXTENDING = [p for p in CONFIGS if "extends" in p.read_text()]
+
+
+@pytest.mark.parametrize("path", EXTENDING, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_a_config_that_extends_another_gives_only_what_differs(path):
+    """A key an extending config repeats with its base's value would hide what the variant
+    changes; the one exception is a section it replaces whole (another `name`), which must
+    name every key it keeps."""
+    from metarl.run.config import flatten, parse_yaml, read_config_file
+
+    own = parse_yaml(path.read_text())
+    base = read_config_file(path.parent / own.pop("extends"))
+    replaced = {
+        s
+        for s, v in own.items()
+        if isinstance(v, dict) and "name" in v and v["name"] != base.get(s, {}).get("name")
+    }
+    flat_base = flatten(base)
+    repeated = [
+        k
+        for k, v in flatten(own).items()
+        if k.split(".")[0] not in replaced and flat_base.get(k) == v
+    ]
+    assert repeated == [], f"{path.name} repeats its base's {repeated}"
+    assert replaced <= {"algo"}, replaced
