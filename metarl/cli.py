@@ -269,7 +269,7 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     changed = f", {' '.join(args.overrides)}" if args.overrides else ""
     console.print(
         trainer.curve_table(
-            curve, f"{args.run_dir} ({args.split}, {curve.num_tasks} tasks{changed})"
+            curve, f"{args.run_dir} ({args.split}, {curve.num_tasks} tasks{changed})", config
         )
     )
     return 0

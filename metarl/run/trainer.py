@@ -121,19 +121,23 @@ def restored_experiment(
         yield experiment, state
 
 
-def curve_table(curve: AdaptationCurve, title: str) -> Table:
+def curve_table(curve: AdaptationCurve, title: str, config: BaseModel | None = None) -> Table:
+    """The curve as a table: one row per point, inner steps, or for an RL² run (``config``'s
+    ``algo.method``) the episodes of a trial, whose points are episodes 1..K, not steps."""
+    episodes = getattr(getattr(config, "algo", None), "method", None) == "rl2"
     table = Table(title=title)
-    table.add_column("inner steps", justify="right")
+    table.add_column("trial episode" if episodes else "inner steps", justify="right")
     table.add_column(f"{curve.metric} (mean)", justify="right")
     table.add_column("95% CI", justify="right")
     table.add_column("std. error", justify="right")
     table.add_column("median", justify="right")
-    table.add_column(f"gain vs {curve.steps[0]} steps (paired s.e.)", justify="right")
+    first = "episode 1" if episodes else f"{curve.steps[0]} steps"
+    table.add_column(f"gain vs {first} (paired s.e.)", justify="right")
     for i, (s, m, c, e, med, g) in enumerate(
         zip(curve.steps, curve.mean, curve.ci95, curve.stderr, curve.median, curve.gain_stderr)
     ):
         gain = "" if i == 0 else f"{m - curve.mean[0]:+.4g} ± {g:.3g}"
-        table.add_row(str(s), f"{m:.4g}", f"± {c:.3g}", f"{e:.3g}", f"{med:.4g}", gain)
+        table.add_row(str(s + episodes), f"{m:.4g}", f"± {c:.3g}", f"{e:.3g}", f"{med:.4g}", gain)
     return table
 
 
@@ -268,7 +272,7 @@ def _train(
         **experiment.summary_extra(),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    console.print(curve_table(curve, f"{run_dir.name}: {curve.num_tasks} held-out tasks"))
+    console.print(curve_table(curve, f"{run_dir.name}: {curve.num_tasks} held-out tasks", cfg))
     console.print(f"run directory: {run_dir}  (summary.json, metrics.jsonl, tensorboard/, plots)")
     return summary
 

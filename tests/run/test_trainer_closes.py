@@ -38,3 +38,28 @@ def test_experiments_without_close_are_fine(monkeypatch):
     monkeypatch.setattr(trainer, "build_experiment", lambda config: Plain())
     with trainer.opened_experiment(object()) as exp:
         assert isinstance(exp, Plain)
+
+
+def test_curve_table_names_an_rl2_runs_points_trial_episodes():
+    """An RL² curve's points are the episodes 1..K of a trial, not inner steps 0..K-1."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from metarl.core.curve_summary import AdaptationCurve
+
+    curve = AdaptationCurve(
+        "return", [0, 1], [-10.0, -4.0], [1.0, 1.0], [0.5, 0.5], 8, [-10, -4], [0.0, 0.25]
+    )
+
+    def text(config):
+        console = Console(record=True, width=200)
+        console.print(trainer.curve_table(curve, "t", config))
+        return console.export_text()
+
+    rl2 = text(SimpleNamespace(algo=SimpleNamespace(method="rl2")))
+    assert "trial episode" in rl2 and "gain vs episode 1" in rl2 and "inner steps" not in rl2
+    rows = [line.split("│")[1].strip() for line in rl2.splitlines() if "-4" in line]
+    assert rows == ["2"]  # the second episode, not step 1
+    maml = text(SimpleNamespace(algo=SimpleNamespace(name="maml_trpo")))
+    assert "inner steps" in maml and "gain vs 0 steps" in maml
