@@ -137,7 +137,8 @@ def curve_table(curve: AdaptationCurve, title: str, config: BaseModel | None = N
         zip(curve.steps, curve.mean, curve.ci95, curve.stderr, curve.median, curve.gain_stderr)
     ):
         gain = "" if i == 0 else f"{m - curve.mean[0]:+.4g} ± {g:.3g}"
-        table.add_row(str(s + episodes), f"{m:.4g}", f"± {c:.3g}", f"{e:.3g}", f"{med:.4g}", gain)
+        point = s + 1 if episodes else s  # episodes count from 1
+        table.add_row(str(point), f"{m:.4g}", f"± {c:.3g}", f"{e:.3g}", f"{med:.4g}", gain)
     return table
 
 

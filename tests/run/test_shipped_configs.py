@@ -86,7 +86,9 @@ def test_promp_papers_maml_trpo_baselines_differ_from_its_promp_configs_only_in_
         assert a["algo.max_kl"] == 0.01 and a["algo.hvp_subsample"] == 1.0
 
 
-EXTENDING = [p for p in CONFIGS if "extends" in p.read_text()]
+EXTENDING = [
+    p for p in CONFIGS if p.read_text().startswith("extends:") or "\nextends:" in p.read_text()
+]
 
 
 @pytest.mark.parametrize("path", EXTENDING, ids=lambda p: f"{p.parent.name}/{p.name}")
