@@ -364,7 +364,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         curves = {g.label: ([r.mean for r in g.runs], g.iqm, g.iqm_ci) for g in groups}
         metric = groups[0].runs[0].metric
         reference = compare.reference_curves(groups)
-        points, _ = compare.point_names(groups, max(len(g.mean) for g in groups))
+        points, _ = compare.column_names(groups, max(len(g.mean) for g in groups))
         console.print(f"wrote {plot_group_curves(curves, metric, args.out, points, reference)}")
     return 0
 

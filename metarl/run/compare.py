@@ -23,6 +23,7 @@ import numpy as np
 
 from .config import flatten
 from .errors import UserError
+from .points import point_names
 from .rundir import evaluation_path, load_run_config
 
 #: config keys that do not change what a run learns (seeds and bookkeeping), ignored when
@@ -237,15 +238,15 @@ def compare_runs(
 GAIN = "1-step gain (paired s.e.)"
 
 
-def point_names(groups: list[GroupSummary], points: int) -> tuple[list[str], str]:
+def column_names(groups: list[GroupSummary], points: int) -> tuple[list[str], str]:
     """The columns' names and the gain column's: inner steps, or an RL² run's trial episodes
     (its curve's points are the returns of a trial's episodes 1..K, not gradient steps)."""
     rl2 = [r.config.get("algo.method") == "rl2" for g in groups for r in g.runs]
-    steps = [f"{s} step{'s' * (s != 1)}" for s in range(points)]
+    steps, episodes = point_names(points, False), point_names(points, True)
     if all(rl2):
-        return [f"episode {s + 1}" for s in range(points)], "episode 2 - 1 (paired s.e.)"
+        return episodes, "episode 2 - 1 (paired s.e.)"
     if any(rl2):
-        return [f"{n} (RL²: episode {s + 1})" for s, n in enumerate(steps)], GAIN
+        return [f"{n} (RL²: {e})" for n, e in zip(steps, episodes)], GAIN
     return steps, GAIN
 
 
@@ -297,7 +298,7 @@ def tables(groups: list[GroupSummary]) -> list[Any]:
     from rich.table import Table
 
     steps = len(groups[0].mean)
-    heads, gain = point_names(groups, steps)
+    heads, gain = column_names(groups, steps)
     names = run_names(groups)
     metric = groups[0].runs[0].metric
     per_seed = Table(title=f"{metric} per run (mean ± s.e. over held-out tasks)")
@@ -334,7 +335,7 @@ def tables(groups: list[GroupSummary]) -> list[Any]:
 def markdown(groups: list[GroupSummary]) -> str:
     """The two tables of :func:`tables` as Markdown (for a results document)."""
     steps = len(groups[0].mean)
-    heads, gain = point_names(groups, steps)
+    heads, gain = column_names(groups, steps)
     names = run_names(groups)
     lines = [
         "| group | run | seed | tasks | " + " | ".join(heads) + f" | {gain} |",

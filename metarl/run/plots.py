@@ -41,9 +41,10 @@ def plot_adaptation_curve(
     path: Path,
     title: str,
     reference: dict[str, list[float]] | None = None,
+    episodes: bool = False,
 ) -> Path:
-    """Mean with its 95% CI and the median against inner steps; ``reference`` adds dashed
-    published curves (``{"MAML paper": [...]}``)."""
+    """Mean with its 95% CI and the median against inner steps (or, ``episodes``, an RL²
+    trial's episodes); ``reference`` adds dashed published curves (``{"MAML paper": [...]}``)."""
     fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
     y0, y1 = _axis_limits(curve)
     ref_values = [v for values in (reference or {}).values() for v in values if math.isfinite(v)]
@@ -69,10 +70,11 @@ def plot_adaptation_curve(
     if off:
         ax.plot(off, [y1] * len(off), "^", color="C3", label="mean off scale (some tasks diverge)")
     ax.set_ylim(y0, y1)
-    ax.set_xlabel("inner gradient steps at test time")
+    ax.set_xlabel("episode of a trial" if episodes else "inner gradient steps at test time")
     ax.set_ylabel(curve.metric)
     ax.set_title(f"{title}\n({curve.num_tasks} held-out tasks)", fontsize=9)
-    ax.set_xticks(curve.steps if len(curve.steps) <= 12 else curve.steps[:: len(curve.steps) // 10])
+    ticks = curve.steps if len(curve.steps) <= 12 else curve.steps[:: len(curve.steps) // 10]
+    ax.set_xticks(ticks, [str(t + 1) for t in ticks] if episodes else [str(t) for t in ticks])
     return _save(fig, ax, path)
 
 

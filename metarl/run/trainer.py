@@ -30,6 +30,7 @@ from .experiment import Experiment
 from .lock import RunLock
 from .metrics import MetricsLog
 from .plots import plot_adaptation_curve
+from .points import is_trial_curve, point_names
 from .progress import ProgressReporter
 from .rundir import CONFIG_NAME, checkpoint_path, create_run_dir, evaluation_path, load_run_config
 
@@ -124,21 +125,20 @@ def restored_experiment(
 def curve_table(curve: AdaptationCurve, title: str, config: BaseModel | None = None) -> Table:
     """The curve as a table: one row per point, inner steps, or for an RL² run (``config``'s
     ``algo.method``) the episodes of a trial, whose points are episodes 1..K, not steps."""
-    episodes = getattr(getattr(config, "algo", None), "method", None) == "rl2"
+    episodes = is_trial_curve(config)
+    names = point_names(max(curve.steps) + 1, episodes)
     table = Table(title=title)
-    table.add_column("trial episode" if episodes else "inner steps", justify="right")
+    table.add_column("point", justify="right")
     table.add_column(f"{curve.metric} (mean)", justify="right")
     table.add_column("95% CI", justify="right")
     table.add_column("std. error", justify="right")
     table.add_column("median", justify="right")
-    first = "episode 1" if episodes else f"{curve.steps[0]} steps"
-    table.add_column(f"gain vs {first} (paired s.e.)", justify="right")
+    table.add_column(f"gain vs {names[curve.steps[0]]} (paired s.e.)", justify="right")
     for i, (s, m, c, e, med, g) in enumerate(
         zip(curve.steps, curve.mean, curve.ci95, curve.stderr, curve.median, curve.gain_stderr)
     ):
         gain = "" if i == 0 else f"{m - curve.mean[0]:+.4g} ± {g:.3g}"
-        point = s + 1 if episodes else s  # episodes count from 1
-        table.add_row(str(point), f"{m:.4g}", f"± {c:.3g}", f"{e:.3g}", f"{med:.4g}", gain)
+        table.add_row(names[s], f"{m:.4g}", f"± {c:.3g}", f"{e:.3g}", f"{med:.4g}", gain)
     return table
 
 
@@ -259,7 +259,11 @@ def _train(
     log.close()
     title = f"{cfg.domain}: {Path(run_dir).name}"
     reference = getattr(experiment, "reference_curves", dict)()
-    plots = [plot_adaptation_curve(curve, run_dir / "adaptation_curve.png", title, reference)]
+    plots = [
+        plot_adaptation_curve(
+            curve, run_dir / "adaptation_curve.png", title, reference, is_trial_curve(cfg)
+        )
+    ]
     plots += experiment.save_plots(run_dir, curve)
     summary = {
         "domain": cfg.domain,

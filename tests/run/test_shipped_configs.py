@@ -4,6 +4,7 @@ command), and the paper-faithful variants differ from the defaults only where th
 from pathlib import Path
 
 import pytest
+import yaml
 
 from metarl.run.config import load_config
 
@@ -86,9 +87,7 @@ def test_promp_papers_maml_trpo_baselines_differ_from_its_promp_configs_only_in_
         assert a["algo.max_kl"] == 0.01 and a["algo.hvp_subsample"] == 1.0
 
 
-EXTENDING = [
-    p for p in CONFIGS if p.read_text().startswith("extends:") or "\nextends:" in p.read_text()
-]
+EXTENDING = [p for p in CONFIGS if "extends" in yaml.safe_load(p.read_text())]
 
 
 @pytest.mark.parametrize("path", EXTENDING, ids=lambda p: f"{p.parent.name}/{p.name}")

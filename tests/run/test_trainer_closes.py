@@ -58,8 +58,9 @@ def test_curve_table_names_an_rl2_runs_points_trial_episodes():
         return console.export_text()
 
     rl2 = text(SimpleNamespace(algo=SimpleNamespace(method="rl2")))
-    assert "trial episode" in rl2 and "gain vs episode 1" in rl2 and "inner steps" not in rl2
+    assert "gain vs episode 1" in rl2 and "step" not in rl2
     rows = [line.split("│")[1].strip() for line in rl2.splitlines() if "-4" in line]
-    assert rows == ["2"]  # the second episode, not step 1
+    assert rows == ["episode 2"]  # the second episode, not step 1
     maml = text(SimpleNamespace(algo=SimpleNamespace(name="maml_trpo")))
-    assert "inner steps" in maml and "gain vs 0 steps" in maml
+    rows = [line.split("│")[1].strip() for line in maml.splitlines() if "-4" in line]
+    assert "gain vs 0 steps" in maml and rows == ["1 step"]
