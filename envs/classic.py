@@ -1,9 +1,13 @@
 """Classic-control dynamics families: CartPole and Pendulum with per-task physics.
 
 * ``CartPoleDynamics`` (Gymnasium ``CartPoleEnv``, rewards/termination unchanged): task
-  ``{"gravity", "masscart", "masspole", "length"}`` (``length`` is the pole's half length, as in
-  Gymnasium). Training ranges: gravity U[4.9, 14.7], masscart U[0.5, 2], masspole U[0.05, 0.2],
-  length U[0.25, 1]; valid: gravity [0, 100], masses and length [1e-3, 100]. Horizon 500.
+  ``{"gravity", "masscart", "masspole", "length", "motor_gain"}`` (``length`` is the pole's half
+  length, as in Gymnasium; ``motor_gain`` multiplies the push of 10 N, so -1 is a motor wired
+  backwards and 0.5 a weak one). Training ranges: gravity U[4.9, 14.7], masscart U[0.5, 2],
+  masspole U[0.05, 0.2], length U[0.25, 1], motor_gain always 1 (drawn from the choices {1};
+  ``task_range={"motor_gain": [-1, 1]}`` draws -1 or 1, a task no fixed policy can solve
+  twice); valid: gravity [0, 100], masses and length [1e-3, 100], motor_gain [-10, 10]. Horizon
+  500.
 * ``PendulumDynamics`` (Gymnasium ``PendulumEnv``): task ``{"mass", "length", "gravity"}``;
   training mass U[0.5, 2], length U[0.5, 2], gravity U[5, 15]; valid mass/length [1e-3, 100],
   gravity [0, 100]. Horizon 200.
@@ -16,7 +20,8 @@ envs (``render_mode``, ``sutton_barto_reward`` for CartPole). Batched numpy vers
 
 Deviations: none in the dynamics; the parameters are the only change.
 
-Version history: v0, first version.
+Version history: v0, first version; ``motor_gain`` added to CartPole's task (its default, 1,
+draws no random number, so the tasks drawn before it was added are drawn unchanged).
 """
 
 from __future__ import annotations
@@ -38,10 +43,16 @@ class CartPoleDynamicsEnv(TaskEnvMixin, CartPoleEnv):
         TaskParam("masscart", 0.5, 2.0, valid_low=1e-3, valid_high=100.0, nominal=1.0),
         TaskParam("masspole", 0.05, 0.2, valid_low=1e-3, valid_high=100.0, nominal=0.1),
         TaskParam("length", 0.25, 1.0, valid_low=1e-3, valid_high=100.0, nominal=0.5),
+        TaskParam(
+            "motor_gain", 1.0, 1.0, valid_low=-10.0, valid_high=10.0, choices=(1.0,), nominal=1.0
+        ),
     )
     horizon = 500
+    #: Gymnasium's push, in newtons, that ``motor_gain`` scales
+    push = 10.0
 
     def _apply_task(self, task):
+        self.force_mag = self.push * task["motor_gain"]
         self.gravity = task["gravity"]
         self.masscart = task["masscart"]
         self.masspole = task["masspole"]
@@ -117,7 +128,7 @@ class CartPoleDynamicsVectorEnv(BatchedTaskVectorEnv):
     def _step_copies(self, actions, active):
         e, p = self.single_env, self._p
         x, x_dot, th, th_dot = self.state.T
-        force = np.where(np.asarray(actions) == 1, e.force_mag, -e.force_mag)
+        force = np.where(np.asarray(actions) == 1, 1.0, -1.0) * e.push * p["motor_gain"]
         cos, sin = np.cos(th), np.sin(th)
         total = p["masspole"] + p["masscart"]
         pml = p["masspole"] * p["length"]

@@ -3,11 +3,12 @@
 Runs the hand-written bang-bang controller ``push right iff theta + k * theta_dot (+ small cart
 terms) > 0`` (no learning, the same for every variant) on variants drawn from the ranges of
 ``metarl/CartPoleDynamics-v0``, which its config keeps (gravity U[4.9, 14.7], cart mass
-U[0.5, 2], pole mass U[0.05, 0.2], half-length U[0.25, 1]), and from ranges 2-5x wider, and
-prints the mean return
-(500 is the cap) and the share of episodes that drop the pole. If one controller balances
-nearly every variant, a meta-learned policy can reach the cap without adapting, and a gradient
-step has nothing to gain within those ranges.
+U[0.5, 2], pole mass U[0.05, 0.2], half-length U[0.25, 1]), from ranges 2-5x wider, and from
+the env's ranges with the motor reversed (``motor_gain`` -1) on half the variants
+(``cartpole_motor.yaml``), and prints the mean return (500 is the cap) and the share of
+episodes that drop the pole. If one controller balances nearly every variant, a meta-learned
+policy can reach the cap without adapting, and a gradient step has nothing to gain within those
+ranges; if it drops about half, no fixed policy does without knowing the motor's polarity.
 
     python scripts/investigations/cartpole_fixed_controller.py [--variants 200] [--seed 0]
 """
@@ -29,6 +30,7 @@ RANGES = {
         "masspole": [0.05, 0.5],
         "length": [0.1, 2.0],
     },
+    "the env's own, motor reversed on half (cartpole_motor.yaml)": {"motor_gain": [-1, 1]},
 }
 
 

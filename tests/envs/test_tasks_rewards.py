@@ -296,11 +296,49 @@ def test_rand_params_scales_model():
 
 def test_classic_dynamics_apply():
     env = make("metarl/CartPoleDynamics-v0")
-    env.set_task({"gravity": 3.0, "masscart": 2.0, "masspole": 0.5, "length": 1.0})
-    assert env.total_mass == 2.5 and env.polemass_length == 0.5
+    env.set_task({"gravity": 3.0, "masscart": 2.0, "masspole": 0.5, "length": 1.0, "motor_gain": 2})
+    assert env.total_mass == 2.5 and env.polemass_length == 0.5 and env.force_mag == 20.0
     p = make("metarl/PendulumDynamics-v0")
     p.set_task({"mass": 2.0, "length": 0.5, "gravity": 12.0})
     assert (p.m, p.l, p.g) == (2.0, 0.5, 12.0)
+
+
+def test_a_reversed_cartpole_motor_pushes_the_other_way():
+    """motor_gain -1: pushing right moves the cart as Gymnasium's own CartPole pushing left."""
+    cart = make("metarl/CartPoleDynamics-v0")
+    cart.set_task(cart.complete_task({"motor_gain": -1.0}))
+    reference = gymnasium.make("CartPole-v1").unwrapped
+    start = [0.01, -0.02, 0.03, 0.04]
+    cart.reset(seed=0, options={"state": start})
+    reference.reset(seed=0)
+    reference.state = np.array(start)
+    for action in (1, 1, 0, 1):
+        ours, *_ = cart.step(action)
+        theirs, *_ = reference.step(1 - action)
+        np.testing.assert_allclose(ours, theirs)
+
+
+def test_cartpole_draws_polarity_only_when_asked_and_its_other_draws_stay():
+    """motor_gain's default (the single choice 1) draws no random number: a seed draws the same
+    physics as the four uniform draws per task it made before the parameter existed."""
+    rng = np.random.default_rng(3)
+    expected = [
+        [
+            rng.uniform(4.9, 14.7),
+            rng.uniform(0.5, 2.0),
+            rng.uniform(0.05, 0.2),
+            rng.uniform(0.25, 1),
+        ]
+        for _ in range(5)
+    ]
+    tasks = make("metarl/CartPoleDynamics-v0").sample_tasks(5, np.random.default_rng(3))
+    keys = ("gravity", "masscart", "masspole", "length")
+    assert [[t[k] for k in keys] for t in tasks] == expected
+    assert {t["motor_gain"] for t in tasks} == {1.0}
+    both = gymnasium.make("metarl/CartPoleDynamics-v0", task_range={"motor_gain": [-1, 1]})
+    drawn = both.unwrapped.sample_tasks(200, np.random.default_rng(0))
+    share = np.mean([t["motor_gain"] == -1.0 for t in drawn])
+    assert {t["motor_gain"] for t in drawn} == {-1.0, 1.0} and 0.4 < share < 0.6
 
 
 def test_a_partial_dynamics_task_keeps_the_unmodified_env_elsewhere():
