@@ -228,16 +228,21 @@ def random_init(
 
 def pretrained_own_steps(run_dir: Path, overrides: list[str]) -> list[float] | None:
     """The finished pretrained run re-evaluated under ``overrides`` (as ``metarl evaluate
-    --set`` does, and saved where it saves), or None while the run is not finished."""
+    --set`` does, and saved where it saves), or None while the run is not finished. A saved
+    evaluation is reused only if it is of the run's last iteration: one made before the run was
+    extended is of an earlier policy."""
     from .trainer import evaluate_run
 
-    if not (run_dir / "summary.json").is_file():
+    summary = run_dir / "summary.json"
+    if not summary.is_file():
         return None
     config = load_run_config(run_dir)
     config = validate(apply_overrides(config.model_dump(mode="json"), overrides), str(run_dir))
     path = evaluation_path(run_dir, "test", config.eval.tasks, overrides)  # type: ignore[attr-defined]
     if path.is_file():
-        return json.loads(path.read_text())["eval"]["mean"]
+        saved = json.loads(path.read_text())
+        if saved.get("iteration") == json.loads(summary.read_text())["iterations"]:
+            return saved["eval"]["mean"]
     return evaluate_run(run_dir, config, "test", None, overrides).mean
 
 

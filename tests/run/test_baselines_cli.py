@@ -148,6 +148,18 @@ def test_a_partial_budget_is_extended_and_another_seeds_run_dir_is_refused(tmp_p
     assert "extending it from 1 iterations" in res.stdout
     summary = json.loads((out / "rl2" / "summary.json").read_text())
     assert summary["iterations"] == 2 and summary["env_steps"] == 256
+    # the pretrained policy's evaluation with its own test step is redone for the extended
+    # policy, not collected from the shorter run's
+    own = out / "pretrained" / "evaluations" / "test-4tasks-eval.inner_lrs=_0.02_.json"
+    res = run_cli(*args, "pretrained")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(own.read_text())["iteration"] == 1
+    res = run_cli(*args, "pretrained", "--set", "pretrained.iterations=2")
+    assert res.returncode == 0, res.stderr
+    record = json.loads(own.read_text())
+    assert record["iteration"] == 2
+    row = " / ".join(f"{v:.1f}" for v in record["eval"]["mean"])
+    assert f"| pretrained, test steps 0.02 | {row} | 256 |" in (out / "baselines.md").read_text()
     # and a shorter budget than the run has is refused
     res = run_cli(*args, "rl2", "--set", "rl2.iterations=1")
     assert res.returncode == 2 and "ran 2 iterations, more than the 1" in res.stderr
