@@ -23,7 +23,7 @@ import numpy as np
 
 from .config import flatten
 from .errors import UserError
-from .points import point_names
+from .points import is_trial_curve, point_names
 from .rundir import evaluation_path, load_run_config
 
 #: config keys that do not change what a run learns (seeds and bookkeeping), ignored when
@@ -241,7 +241,7 @@ GAIN = "1-step gain (paired s.e.)"
 def column_names(groups: list[GroupSummary], points: int) -> tuple[list[str], str]:
     """The columns' names and the gain column's: inner steps, or an RL² run's trial episodes
     (its curve's points are the returns of a trial's episodes 1..K, not gradient steps)."""
-    rl2 = [r.config.get("algo.method") == "rl2" for g in groups for r in g.runs]
+    rl2 = [is_trial_curve(r.config) for g in groups for r in g.runs]
     steps, episodes = point_names(points, False), point_names(points, True)
     if all(rl2):
         return episodes, "episode 2 - 1 (paired s.e.)"

@@ -4,11 +4,15 @@ of successive episodes of one task, not gradient steps."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
 def is_trial_curve(config: Any) -> bool:
-    """Whether a run's curve holds a trial's episodes: an RL² run (``algo.method: rl2``)."""
+    """Whether a run's curve holds a trial's episodes: an RL² run (``algo.method: rl2``), given
+    its config model or its flattened config (``{"algo.method": ...}``, as ``compare`` reads)."""
+    if isinstance(config, Mapping):
+        return config.get("algo.method") == "rl2"
     return getattr(getattr(config, "algo", None), "method", None) == "rl2"
 
 
