@@ -27,6 +27,7 @@ from rich.console import Console
 from metarl.allocator import keep_freed_memory
 from metarl.faults import EnvironmentFault
 from metarl.run.errors import UserError
+from metarl.run.stop import RunStopped
 from metarl.threads import sleep_idle_threads
 
 sleep_idle_threads()  # before any command imports torch (see metarl.threads)
@@ -376,7 +377,11 @@ def cmd_baselines(args: argparse.Namespace, console: Console) -> int:
         raise UserError(f"baselines config not found: {args.config} (see configs/baselines/)")
     run_dir = args.run_dir or Path("runs") / f"baselines-{args.config.stem}"
     methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
-    run_baselines(args.config, run_dir, args.maml, args.overrides, console, methods)
+    try:
+        run_baselines(args.config, run_dir, args.maml, args.overrides, console, methods)
+    except RunStopped as e:  # the same command resumes the stopped run, then runs the rest
+        again = "the same `metarl baselines` command (it resumes unfinished runs)"
+        raise RunStopped(e.run_dir, e.iteration, e.signal_name, again) from None
     return 0
 
 
@@ -427,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     except EnvironmentFault as e:  # a full disk, a dead sampler worker: not the user's input
         print(f"error: {e}", file=sys.stderr)
         return 3
+    except RunStopped as e:  # the first SIGINT/SIGTERM: the iteration was finished and saved
+        print(e, file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print(
             "interrupted; continue from the last checkpoint (every train.checkpoint_every "

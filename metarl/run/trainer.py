@@ -33,6 +33,7 @@ from .plots import plot_adaptation_curve
 from .points import is_trial_curve, point_names
 from .progress import ProgressReporter
 from .rundir import CONFIG_NAME, checkpoint_path, create_run_dir, evaluation_path, load_run_config
+from .stop import RunStopped, stop_after_iteration
 
 
 def run_device(config: BaseModel) -> torch.device:
@@ -231,19 +232,23 @@ def _train(
     t0 = time.perf_counter()
     done = start
     try:
-        for it in range(start, total):
-            metrics = experiment.train_iteration(it)
-            done = it + 1
-            if done % cfg.train.log_every == 0 or done == total:
-                log.log(done, metrics)
-            if cfg.train.eval_every and done % cfg.train.eval_every == 0:
-                log.log(done, _eval_row(experiment.evaluate(None, "val"), experiment, "eval"))
-            if done % cfg.train.checkpoint_every == 0:
-                _checkpoint(run_dir, experiment, done, elapsed_before + time.perf_counter() - t0)
-            progress.update(done, metrics)
+        with stop_after_iteration() as stop:
+            for it in range(start, total):
+                metrics = experiment.train_iteration(it)
+                done = it + 1
+                if done % cfg.train.log_every == 0 or done == total:
+                    log.log(done, metrics)
+                if cfg.train.eval_every and done % cfg.train.eval_every == 0:
+                    log.log(done, _eval_row(experiment.evaluate(None, "val"), experiment, "eval"))
+                if done % cfg.train.checkpoint_every == 0 or stop.signal_name is not None:
+                    elapsed = elapsed_before + time.perf_counter() - t0
+                    _checkpoint(run_dir, experiment, done, elapsed)
+                progress.update(done, metrics)
+                if stop.signal_name is not None:
+                    raise RunStopped(run_dir, done, stop.signal_name)
     except KeyboardInterrupt:
-        # no checkpoint here: the interrupt may land mid-iteration, after the random streams or
-        # the optimizer moved; the last periodic checkpoint is a consistent state to resume from
+        # a second signal (or one off the main thread) lands mid-iteration, after the random
+        # streams or the optimizer moved: no checkpoint then, the last one is consistent
         progress.close()
         log.close()
         raise

@@ -199,38 +199,50 @@ def test_run_dir_without_checkpoint(tmp_path):
     assert res.returncode == 2 and "not a metarl run directory" in res.stderr
 
 
-def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+LONG = quick_args(iterations=2000, log_every=50, checkpoint_every=50)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The long run the kill and stop tests interrupt, trained without interruption."""
+    run = tmp_path_factory.mktemp("uninterrupted") / "run"
+    assert run_cli("train", str(SINUSOID), "--run-dir", str(run), *LONG).returncode == 0
+    return run
+
+
+def _train_in_background(run_dir: Path, stderr=subprocess.DEVNULL) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "metarl.cli", "train", str(SINUSOID), "--run-dir", str(run_dir)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [*cmd, *LONG], env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True
+    )
+
+
+def _wait_until(proc: subprocess.Popen, reached) -> None:
+    deadline = time.time() + 240
+    while not reached():
+        if proc.poll() is not None:
+            pytest.fail("the training process ended before it could be stopped")
+        if time.time() > deadline:
+            pytest.fail("the training process made no progress in 240 s")
+        time.sleep(0.05)
+
+
+def _same_as_uninterrupted(run: Path, uninterrupted: Path) -> None:
+    assert _learning_rows(run) == _learning_rows(uninterrupted)
+    a = json.loads((uninterrupted / "summary.json").read_text())["eval"]
+    assert json.loads((run / "summary.json").read_text())["eval"] == a
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(uninterrupted, tmp_path):
     """Kill a real training process with SIGKILL mid-run, resume it, and compare with a run that
     was never interrupted: same learning metrics row for row, same final evaluation."""
-    args = quick_args(iterations=2000, log_every=50, checkpoint_every=50)
-    full = tmp_path / "full"
-    assert run_cli("train", str(SINUSOID), "--run-dir", str(full), *args).returncode == 0
-
     killed = tmp_path / "killed"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "metarl.cli",
-            "train",
-            str(SINUSOID),
-            "--run-dir",
-            str(killed),
-            *args,
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = _train_in_background(killed)
     ckpt = killed / "checkpoints" / "last.pt"
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        if ckpt.exists() and torch.load(ckpt, weights_only=True)["iteration"] >= 100:
-            break
-        if proc.poll() is not None:
-            pytest.fail("the training process ended before it could be killed")
-        time.sleep(0.05)
+    _wait_until(
+        proc, lambda: ckpt.exists() and torch.load(ckpt, weights_only=True)["iteration"] >= 100
+    )
     # while it trains, a second process on the same run is refused and changes nothing
     before = (killed / "config.yaml").read_bytes()
     res = run_cli("train", "--resume", str(killed))
@@ -245,10 +257,40 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     res = run_cli("train", "--resume", str(killed))
     assert res.returncode == 0, res.stderr
     assert f"from iteration {at_kill}" in res.stdout
-    assert _learning_rows(killed) == _learning_rows(full)
-    a = json.loads((full / "summary.json").read_text())["eval"]
-    b = json.loads((killed / "summary.json").read_text())["eval"]
-    assert a == b
+    _same_as_uninterrupted(killed, uninterrupted)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_after_the_iteration_and_checkpoints_it(uninterrupted, tmp_path, sig):
+    """SIGTERM (a scheduler's warning) or SIGINT (Ctrl-C) mid-run: the process finishes its
+    iteration, checkpoints it (between the periodic checkpoints, so nothing trained is lost),
+    exits with 128 + the signal's number and one line saying how to continue; the resumed run
+    equals the uninterrupted one."""
+    run = tmp_path / "stopped"
+    proc = _train_in_background(run, stderr=subprocess.PIPE)
+    metrics = run / "metrics.jsonl"
+
+    def rows() -> list[int]:
+        text = metrics.read_text() if metrics.exists() else ""
+        return [json.loads(line)["iteration"] for line in text.splitlines() if line.endswith("}")]
+
+    _wait_until(proc, lambda: any(i >= 100 for i in rows()))
+    logged = max(rows())
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, err
+    stopped_at = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["iteration"]
+    assert logged <= stopped_at < 2000
+    name = signal.Signals(sig).name
+    assert f"{name}: stopping once this iteration is done" in err
+    assert f"stopped on {name} at iteration {stopped_at} of {run}, checkpointed" in err
+    assert f"metarl train --resume {run}" in err
+    assert not (run / "summary.json").exists()
+
+    res = run_cli("train", "--resume", str(run))
+    assert res.returncode == 0, res.stderr
+    assert f"from iteration {stopped_at}" in res.stdout
+    _same_as_uninterrupted(run, uninterrupted)
 
 
 def test_plot_writes_learning_curves_of_a_real_run(trained, tmp_path):

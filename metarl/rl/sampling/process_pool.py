@@ -14,8 +14,10 @@ exception inside a worker (an env that raises, an invalid task) is sent back wit
 and re-raised as a ``RuntimeError`` naming the worker and tasks, once the other workers have
 answered (the pool stays usable). With ``timeout_s``, a phase that takes longer fails the same way.
 
-Workers ignore SIGINT (Ctrl-C reaches the parent, which shuts them down), leave when their pipe
-closes (the parent died), and are shut down by :meth:`ProcessPool.close` and at interpreter exit.
+Workers ignore SIGINT and SIGTERM (Ctrl-C, or a scheduler's SIGTERM to the whole process group,
+reaches the parent too, which finishes its iteration with them and then shuts them down), leave
+when their pipe closes (the parent died), and are shut down by :meth:`ProcessPool.close` and at
+interpreter exit.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from .workers import Job, RolloutWorker, WorkerSpec, close_at_exit
 
 def _serve(conn: Connection, spec_bytes: bytes) -> None:
     """A worker's main loop: one request in, one reply out, until ``None`` or a closed pipe."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops on them and closes us
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     worker: RolloutWorker | Exception
     try:
         worker = RolloutWorker(pickle.loads(spec_bytes), torch_threads=1)
