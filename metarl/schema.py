@@ -33,7 +33,8 @@ class TrainConfig(StrictModel):
     ============================ =================================================
     ``iterations``               outer (meta) iterations; ``--iterations`` overrides
     ``log_every``                iterations between metric rows / TensorBoard points
-    ``checkpoint_every``         iterations between checkpoints (``--resume`` point)
+    ``checkpoint_every``         iterations between checkpoints (``--resume`` point); a
+                                 first SIGINT/SIGTERM also checkpoints (metarl.run.stop)
     ``eval_every``               iterations between mid-run evaluations (0: only at the end)
     ``num_threads``              torch intra-op threads (default: torch's, the cores the
                                  process may run on, so ``taskset -c 0`` gives 1); the
