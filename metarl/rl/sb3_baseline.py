@@ -238,18 +238,33 @@ class SB3BaselineExperiment(RLExperiment):
         return without adaptation; ``rl2``: the return of each episode of a trial."""
         if self.baseline.method == "pretrained":
             return super().evaluate(num_tasks, split)
+        tasks, seed = self.eval_tasks(num_tasks, split)
+        returns = self._task_returns(tasks, seed)
+        return summarize("return", torch.tensor(returns.T, dtype=torch.float64))  # [points, tasks]
+
+    def eval_tasks(self, num_tasks: int | None, split: str) -> tuple[list[dict], int]:
+        """The tasks of ``split`` that :meth:`evaluate` uses and the seed of its episodes."""
         tasks_rng, noise_rng = self._eval_rngs(split)
         tasks = self.task_env.sample_tasks(num_tasks or self.cfg.eval.tasks, tasks_rng)
-        seed = int(noise_rng.integers(2**31))
-        rng = GlobalRNGState(seed)  # evaluation never advances the training streams
-        with rng.active():
-            returns = self._task_returns(tasks, seed)
-        return summarize("return", torch.tensor(returns.T, dtype=torch.float64))  # [points, tasks]
+        return tasks, int(noise_rng.integers(2**31))
 
     def _task_returns(self, tasks: list[dict], seed: int) -> np.ndarray:
         """``[tasks, points]``: the mean return over ``eval.episodes_per_task`` episodes
-        (oracle: one point) or trials (RL²: one point per trial episode) on each task, with
-        SB3's stochastic policy; every episode or trial is one copy of one vectorised env."""
+        (oracle: one point) or trials (RL²: one point per trial episode) on each task."""
+        rewards = self.step_rewards(tasks, seed)  # [copies, points, steps]
+        episodes = self.cfg.eval.episodes_per_task
+        return rewards.sum(-1).reshape(len(tasks), episodes, rewards.shape[1]).mean(1)
+
+    def step_rewards(self, tasks: list[dict], seed: int) -> np.ndarray:
+        """``[copies, points, steps]``: the reward of every step of ``eval.episodes_per_task``
+        episodes (oracle) or trials (RL²: one row per trial episode) on each task, copies
+        task-major, zero after an episode's end; SB3's stochastic policy, every episode or
+        trial one copy of one vectorised env. RL²'s rows show how soon in its first episode
+        the policy finds the task (scripts/investigations/rl2_identification.py)."""
+        with GlobalRNGState(seed).active():  # never advances the training streams
+            return self._step_rewards(tasks, seed)
+
+    def _step_rewards(self, tasks: list[dict], seed: int) -> np.ndarray:
         b = self.baseline
         episodes = self.cfg.eval.episodes_per_task
         points = b.episodes_per_trial if b.method == "rl2" else 1
@@ -262,7 +277,10 @@ class SB3BaselineExperiment(RLExperiment):
                 env.env_method("set_task", task, indices=[i])
         env.seed(seed)
         obs = env.reset()
-        totals = np.zeros((len(copies), points))
+        rewards = np.zeros((len(copies), points, 256))
+        episode = np.zeros(len(copies), dtype=np.int64)  # the trial episode each copy is in
+        t = np.zeros(len(copies), dtype=np.int64)  # the step within that episode
+        longest = 0
         finished = np.zeros(len(copies), dtype=bool)
         state, start = None, np.ones(len(copies), dtype=bool)
         while not finished.all():
@@ -272,11 +290,17 @@ class SB3BaselineExperiment(RLExperiment):
             obs, reward, done, infos = env.step(action)
             live = np.flatnonzero(~finished)
             k = np.array([infos[i].get("episode_in_trial", 0) for i in live], dtype=np.int64)
-            totals[live, k] += reward[live]
+            t[live] = np.where(k == episode[live], t[live], 0)
+            episode[live] = k
+            if t.max() >= rewards.shape[2]:
+                rewards = np.concatenate([rewards, np.zeros_like(rewards)], axis=2)
+            rewards[live, k, t[live]] = reward[live]
+            t[live] += 1
+            longest = max(longest, int(t.max()))
             finished |= done
             start = done
         env.close()
-        return totals.reshape(len(tasks), episodes, points).mean(1)
+        return rewards[:, :, :longest]
 
     # -- checkpoints and summary --------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -166,6 +166,25 @@ def test_rl2_curve_has_one_point_per_trial_episode():
     experiment.close()
 
 
+def test_rl2_step_rewards_start_each_trial_episode_at_its_first_step():
+    """``step_rewards`` files every reward under its trial episode and its step: navigation
+    restarts each episode at the origin and moves at most 0.1 per axis a step, so every
+    episode's first reward is -|goal| within 0.1 * sqrt(2), consecutive rewards differ by at most
+    that much, and a 50-step episode fills exactly 50 steps."""
+    experiment = build(baseline_config("rl2", episodes_per_trial=2, num_envs=2))
+    tasks = experiment.task_env.sample_tasks(3, np.random.default_rng(0))
+    rewards = experiment.step_rewards(tasks, seed=1)
+    episodes = experiment.cfg.eval.episodes_per_task
+    assert rewards.shape == (3 * episodes, 2, 50)
+    assert (rewards < 0).all()  # -distance at every step: no episode ended early
+    goal_norm = np.repeat([np.linalg.norm(t["goal"]) for t in tasks], episodes)
+    step = 0.1 * np.sqrt(2) + 1e-6
+    assert (np.abs(-rewards[:, :, 0] - goal_norm[:, None]) <= step).all()
+    assert (np.abs(np.diff(rewards, axis=2)) <= step).all()
+    assert not np.allclose(rewards[:, 0], rewards[:, 1])  # two episodes, not one copied
+    experiment.close()
+
+
 def test_rl2_trains_as_sb3_contribs_own_recurrent_policy(monkeypatch):
     """RL² trains with FastRecurrentActorCriticPolicy (the LSTM over whole sequences); the same
     seed with sb3-contrib's MlpLstmPolicy takes the same steps."""
