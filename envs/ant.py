@@ -29,6 +29,17 @@ timestep            0.02    MAML code's RK4 step in seconds (v5's model: 0.01), 
                             step is 0.02 s and an episode 4 s (v5: 0.05 s and 10 s)
 =================== ======= ===========================================================
 
+New kwarg of AntVel and AntDir, for the MAML code's velocity:
+
+=================== ======= ===========================================================
+name                default meaning
+=================== ======= ===========================================================
+velocity            "root"  ``v_x`` of the reward: ``"root"`` is the torso's finite
+                            difference (v5's); ``"com"`` the whole body's centre-of-mass
+                            x velocity after the step (rllab's
+                            ``get_body_comvel("torso")``, the MAML code's)
+=================== ======= ===========================================================
+
 Horizon 200; terminates when the torso z leaves ``healthy_z_range`` (0.2, 1.0) or the state is
 not finite.
 
@@ -39,9 +50,10 @@ bodies; MAML's rllab Ant had 111-d), and AntGoal's is 107-d: it keeps the torso'
 Ant uses RK4, so this is the value at the start of the last substep, whereas Gymnasium recomputes
 it after the step with ``mj_rnePostConstraint``; we do it this way because ``mujoco.batch`` can
 only produce the in-step value, and single and batched envs must agree. The contact cost is tiny
-either way. ``v_x`` is the torso's finite difference and AntGoal's position the torso's (the MAML
-code's ``get_body_comvel("torso")`` and ``get_body_com("torso")`` are the torso subtree's
-centre-of-mass velocity and position, i.e. the whole body's), and the initial-state
+either way. By default ``v_x`` is the torso's finite difference and AntGoal's position the
+torso's (the MAML code's ``get_body_comvel("torso")`` and ``get_body_com("torso")`` are the torso
+subtree's centre-of-mass velocity and position, i.e. the whole body's; ``velocity="com"`` gives
+the former), and the initial-state
 noise is v5's (qpos U(-0.1, 0.1), qvel 0.1 N(0, 1); rllab: qpos 0.01 N(0, 1)).
 
 Timing: the MAML code's. Its rllab ``ant.xml`` has ``<option timestep="0.02"
@@ -56,7 +68,8 @@ normalised action is the code's.
 Version history: v0, first version (timing changed from v5's to the MAML code's before any Ant
 result was published; configs of earlier runs set ``timestep: 0.01, frame_skip: 5``; AntGoal
 observes its (x, y) since 2026-12-03, before any AntGoal run was published; earlier runs set
-``exclude_current_positions_from_observation: true``).
+``exclude_current_positions_from_observation: true``); ``velocity`` was added later with a
+default that keeps the earlier behaviour.
 """
 
 from __future__ import annotations
@@ -132,7 +145,17 @@ class _AntTaskEnv(MujocoTaskMixin, AntEnv):
         return healthy * self._healthy_reward - ctrl - contact
 
 
-class AntVelEnv(_AntTaskEnv):
+class _AntRunEnv(_AntTaskEnv):
+    """AntVel and AntDir: rewards on the velocity, ``velocity="root"`` (the torso's finite
+    difference, default) or ``"com"`` (the whole body's centre of mass, the MAML code's)."""
+
+    def __init__(self, velocity: str = "root", **kwargs):
+        self._use_com(velocity)
+        super().__init__(**kwargs)
+        EzPickle.__init__(self, velocity=velocity, **self._ezpickle_kwargs)
+
+
+class AntVelEnv(_AntRunEnv):
     """Ant running at a target forward velocity (see module docstring)."""
 
     task_kind = "goal"
@@ -149,7 +172,7 @@ class AntVelEnv(_AntTaskEnv):
         )
 
 
-class AntDirEnv(_AntTaskEnv):
+class AntDirEnv(_AntRunEnv):
     """Ant running forward or backward (see module docstring)."""
 
     task_kind = "goal"

@@ -52,16 +52,13 @@ Version history: v0, first version (``frame_skip`` default changed from v5's 5 t
 
 from __future__ import annotations
 
-import mujoco
 import numpy as np
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.spaces import Box
 from gymnasium.utils import EzPickle
 
 from envs.base import TaskParam, stack_task_values
-from envs.mujoco_base import MujocoTaskMixin
-
-_COM, _COM_VEL = "metarl_com", "metarl_com_vel"  # subtree of the root body "torso": whole body
+from envs.mujoco_base import COM, MujocoTaskMixin
 
 
 class _HalfCheetahTaskEnv(MujocoTaskMixin, HalfCheetahEnv):
@@ -75,20 +72,10 @@ class _HalfCheetahTaskEnv(MujocoTaskMixin, HalfCheetahEnv):
         velocity: str = "root",
         **kwargs,
     ):
-        if velocity not in ("root", "com"):
-            raise ValueError(
-                f"velocity must be 'root' (v5's finite difference of the root's x) or 'com' (the "
-                f"whole body's centre-of-mass velocity, as the MAML code), got {velocity!r}"
-            )
         if not isinstance(observe_com, bool):
             raise ValueError(f"observe_com must be true or false, got {observe_com!r}")
         self._observe_com = observe_com
-        self._com_velocity = velocity == "com"
-        if observe_com or self._com_velocity:
-            self._sensors = (
-                (_COM, mujoco.mjtSensor.mjSENS_SUBTREECOM, "torso"),
-                (_COM_VEL, mujoco.mjtSensor.mjSENS_SUBTREELINVEL, "torso"),
-            )
+        self._use_com(velocity, observe_com)
         super().__init__(ctrl_cost_weight=ctrl_cost_weight, frame_skip=frame_skip, **kwargs)
         EzPickle.__init__(
             self,
@@ -107,13 +94,8 @@ class _HalfCheetahTaskEnv(MujocoTaskMixin, HalfCheetahEnv):
         start = 1 if self._exclude_current_positions_from_observation else 0
         parts = [qpos[:, start:], qvel]
         if self._observe_com:
-            parts.append(self._sensor(sensordata, _COM))
+            parts.append(self._sensor(sensordata, COM))
         return np.concatenate(parts, axis=1)
-
-    def _v_vel(self, pos_before, pos_after, sensordata):
-        if self._com_velocity:
-            return self._sensor(sensordata, _COM_VEL)[:, :2]
-        return super()._v_vel(pos_before, pos_after, sensordata)
 
 
 class HalfCheetahVelEnv(_HalfCheetahTaskEnv):

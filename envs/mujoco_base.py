@@ -20,6 +20,11 @@ Common behaviour (all MuJoCo families):
 * After ``mj_step`` no ``mj_rnePostConstraint`` is run (Gymnasium runs it); families that need
   ``cfrc_ext`` (Ant) compile the model with a probe sensor so MuJoCo computes it inside the step,
   identically in ``mujoco.batch`` (see :mod:`envs.ant`).
+* ``velocity="com"`` (families that take it): the reward's velocity is the whole body's
+  centre-of-mass velocity after the step (the root body's subtree, rllab's
+  ``get_body_comvel``, the MAML code's) instead of the default finite difference of the torso's
+  position; ``observe_com`` (HalfCheetah) also reads the centre of mass. Both add subtree
+  sensors that are made current at the new state after every step (see ``_sensors``).
 * mujoco 4's per-load ``settotalmass`` deprecation warning is dropped while loading; any other
   MuJoCo warning is re-emitted as a Python ``RuntimeWarning``.
 
@@ -43,6 +48,10 @@ _UNSTABLE_WARNINGS = (
     int(mujoco.mjtWarning.mjWARN_BADQVEL),
     int(mujoco.mjtWarning.mjWARN_BADQACC),
 )
+
+
+COM, COM_VEL = "metarl_com", "metarl_com_vel"  # subtree of the root body "torso": whole body
+VELOCITIES = ("root", "com")
 
 
 def _forward_warning(msg: str) -> None:
@@ -100,7 +109,26 @@ class MujocoTaskMixin(TaskEnvMixin):
     # ``sensordata``), as ``mujoco.batch``'s ``stage=mjSTAGE_VEL`` does
     _sensors: tuple[tuple[str, int, str], ...] = ()
 
+    _com_velocity: bool = False  # the reward's velocity: the centre of mass's (``_use_com``)
+
     _tarr: dict = {}
+
+    def _use_com(self, velocity: str, observe_com: bool = False) -> None:
+        """Before the model loads: the reward's velocity (``"root"``: the finite difference of
+        ``_v_pos``; ``"com"``: the whole body's centre-of-mass velocity), and the subtree
+        sensors that it or an observed centre of mass (``observe_com``) read."""
+        if velocity not in VELOCITIES:
+            raise ValueError(
+                f"velocity must be 'root' (the finite difference of the torso's position, as "
+                f"Gymnasium v5) or 'com' (the whole body's centre-of-mass velocity, as the MAML "
+                f"code), got {velocity!r}"
+            )
+        self._com_velocity = velocity == "com"
+        if observe_com or self._com_velocity:
+            self._sensors = (
+                (COM, mujoco.mjtSensor.mjSENS_SUBTREECOM, "torso"),
+                (COM_VEL, mujoco.mjtSensor.mjSENS_SUBTREELINVEL, "torso"),
+            )
 
     # ---------------------------------------------------------------- simulation plumbing
     def _initialize_simulation(self):
@@ -140,7 +168,10 @@ class MujocoTaskMixin(TaskEnvMixin):
         raise NotImplementedError
 
     def _v_vel(self, pos_before, pos_after, sensordata):
-        """(n, 2) velocity used by the reward: by default the finite difference of ``_v_pos``."""
+        """(n, 2) velocity used by the reward: by default the finite difference of ``_v_pos``,
+        with ``velocity="com"`` the centre of mass's (:meth:`_use_com`)."""
+        if self._com_velocity:
+            return self._sensor(sensordata, COM_VEL)[:, :2]
         return (pos_after - pos_before) / self.dt
 
     def _sensor(self, sensordata, name: str):

@@ -12,6 +12,8 @@ FAST = [f.id for f in FAMILIES if f.vector_entry_point]
 OPTIONS = [
     ("metarl/HalfCheetahVel-v0", {"observe_com": True, "velocity": "com"}),
     ("metarl/HalfCheetahDir-v0", {"velocity": "com"}),
+    ("metarl/AntVel-v0", {"velocity": "com"}),
+    ("metarl/AntDir-v0", {"velocity": "com"}),
     ("metarl/CartPoleDynamics-v0", {"task_range": {"motor_gain": [-1]}}),  # a reversed motor
 ]
 N = 3

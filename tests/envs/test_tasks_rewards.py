@@ -212,6 +212,35 @@ def test_ant_rewards():
             assert term == (not healthy)
 
 
+def test_ant_com_velocity_is_the_maml_codes():
+    """velocity="com" (AntVel, AntDir): the reward's v_x is the whole body's centre-of-mass
+    velocity after the step (rllab's ``get_body_comvel("torso")``, computed independently), which
+    the torso's own velocity (the default) differs from."""
+    rng = np.random.default_rng(2)
+    for env_id, task, f in [
+        ("metarl/AntVel-v0", {"velocity": 1.5}, lambda v: -abs(v - 1.5) + 1.0),
+        ("metarl/AntDir-v0", {"direction": -1.0}, lambda v: -v),
+    ]:
+        env = make(env_id, velocity="com")
+        env.reset(seed=0, options={"task": task})
+        torso_differs = False
+        for _ in range(10):
+            a = rng.uniform(-1, 1, 8)
+            x0 = env.data.qpos[0]
+            _, r, term, _, info = env.step(a)
+            com_vel = _rllab_body_com(env)[1][0]
+            costs = 0.005 * np.sum(a**2) + 0.0005 * np.sum(np.clip(env.data.cfrc_ext, -1, 1) ** 2)
+            healthy = 0.2 <= env.data.qpos[2] <= 1.0
+            assert r == pytest.approx(f(com_vel) - costs + 0.05 * healthy, rel=1e-9, abs=1e-12)
+            assert info["x_velocity"] == pytest.approx(com_vel, rel=1e-9, abs=1e-12)
+            torso_differs |= abs(com_vel - (env.data.qpos[0] - x0) / env.dt) > 1e-3
+            if term:
+                break
+        assert torso_differs  # the option changes the reward, not just its name
+    with pytest.raises(ValueError, match="velocity must be 'root'.*or 'com'"):
+        make("metarl/AntDir-v0", velocity="torso")
+
+
 def test_ant_goal_observes_its_position():
     """A goal task's policy must see where it is: AntGoal's observation starts with the free
     joint's (x, y), single and batched (the MAML code's observation had the full qpos); the
