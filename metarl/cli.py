@@ -4,8 +4,9 @@
                  [--device auto|cpu|cuda|cuda:N]
     metarl train --resume RUN_DIR [--iterations N] [--device D]
     metarl evaluate RUN_DIR [--split test] [--tasks N] [--device D] [--set env.k=v ...]
+                    [--checkpoint N|all]
     metarl adapt RUN_DIR --task velocity=2.5 [--task ...] [--steps 3] [--episodes 20] [--video F [--video-before]]
-                 [--device D]
+                 [--device D] [--checkpoint N]
     metarl compare RUN_DIR [RUN_DIR ...] [--group-by config|KEY] [--out F.png] [--json F]
                    [--markdown]
     metarl baselines CONFIG [--run-dir DIR] [--maml RUN_DIR ...] [--methods a,b] [--set k=v ...]
@@ -85,6 +86,14 @@ def _parser() -> argparse.ArgumentParser:
         "result is saved under a name that lists the changes",
     )
 
+    e.add_argument(
+        "--checkpoint",
+        metavar="N|all",
+        help="a checkpoint the run kept (train.keep_checkpoints_every) instead of the last: "
+        "its iteration N, or all of them (a learning curve, drawn to "
+        "evaluations/...-by-iteration.png)",
+    )
+
     a = sub.add_parser("adapt", help="adapt a trained meta-RL policy to given task variants")
     a.add_argument("run_dir", type=Path)
     a.add_argument(
@@ -111,6 +120,13 @@ def _parser() -> argparse.ArgumentParser:
         "--device",
         metavar="auto|cpu|cuda|cuda:N",
         help="where the adaptation steps compute (default: the run's train.device)",
+    )
+    a.add_argument(
+        "--checkpoint",
+        type=int,
+        metavar="N",
+        help="adapt the policy of the checkpoint the run kept at iteration N "
+        "(train.keep_checkpoints_every) instead of the last",
     )
 
     c = sub.add_parser(
@@ -266,14 +282,36 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
                 "at evaluation (the rest define the trained model); train a new run for the others"
             )
     config = _overridden(config, args.device, args.overrides)
-    curve = trainer.evaluate_run(args.run_dir, config, args.split, args.tasks, args.overrides)
     changed = f", {' '.join(args.overrides)}" if args.overrides else ""
+    if args.checkpoint == "all":
+        from metarl.run.kept_curve import evaluate_kept
+
+        curves, out = evaluate_kept(args.run_dir, config, args.split, args.tasks, args.overrides)
+        for iteration, curve in curves.items():
+            title = f"{args.run_dir} at iteration {iteration} ({args.split}{changed})"
+            console.print(trainer.curve_table(curve, title, config))
+        console.print(f"learning curve: {out}")
+        return 0
+    iteration = _checkpoint_iteration(args.checkpoint)
+    curve = trainer.evaluate_run(
+        args.run_dir, config, args.split, args.tasks, args.overrides, iteration
+    )
+    at = "" if iteration is None else f" at iteration {iteration}"
     console.print(
         trainer.curve_table(
-            curve, f"{args.run_dir} ({args.split}, {curve.num_tasks} tasks{changed})", config
+            curve, f"{args.run_dir}{at} ({args.split}, {curve.num_tasks} tasks{changed})", config
         )
     )
     return 0
+
+
+def _checkpoint_iteration(text: str | None) -> int | None:
+    """``--checkpoint N``'s iteration (None: the last checkpoint)."""
+    if text is None:
+        return None
+    if not text.isdigit():
+        raise UserError(f"--checkpoint takes an iteration N or 'all', got {text!r}")
+    return int(text)
 
 
 def _overridden(config, device: str | None, overrides: list[str]):
@@ -340,6 +378,7 @@ def cmd_adapt(args: argparse.Namespace, console: Console) -> int:
         console,
         args.video_before,
         config,
+        args.checkpoint,
     )
     return 0
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 TaskBatchingName = Literal["auto", "vmap", "loop"]
 DEVICE_FORMS = "auto, cpu, cuda or cuda:N (N: the GPU's index, e.g. cuda:1)"
@@ -35,6 +35,12 @@ class TrainConfig(StrictModel):
     ``log_every``                iterations between metric rows / TensorBoard points
     ``checkpoint_every``         iterations between checkpoints (``--resume`` point); a
                                  first SIGINT/SIGTERM also checkpoints (metarl.run.stop)
+    ``keep_checkpoints_every``   iterations between checkpoints kept for good beside
+                                 ``last.pt``, as ``checkpoints/iteration-N.pt`` (0, the
+                                 default: none; a multiple of ``checkpoint_every``):
+                                 ``metarl evaluate/adapt --checkpoint N`` reads them, and
+                                 ``evaluate --checkpoint all`` gives a learning curve of
+                                 held-out returns after the fact (rllab's snapshot gap)
     ``eval_every``               iterations between mid-run evaluations (0: only at the end)
     ``num_threads``              torch intra-op threads (default: torch's, the cores the
                                  process may run on, so ``taskset -c 0`` gives 1); the
@@ -56,9 +62,20 @@ class TrainConfig(StrictModel):
     iterations: int = Field(gt=0)
     log_every: int = Field(default=10, gt=0)
     checkpoint_every: int = Field(default=100, gt=0)
+    keep_checkpoints_every: int = Field(default=0, ge=0)
     eval_every: int = Field(default=0, ge=0)
     num_threads: int | None = Field(default=None, ge=1)
     device: str = "auto"
+
+    @model_validator(mode="after")
+    def _kept_are_periodic(self) -> TrainConfig:
+        keep, every = self.keep_checkpoints_every, self.checkpoint_every
+        if keep and keep % every:
+            raise ValueError(
+                f"keep_checkpoints_every ({keep}) must be a multiple of checkpoint_every "
+                f"({every}): only the periodic checkpoints can be kept"
+            )
+        return self
 
     @field_validator("device")
     @classmethod

@@ -25,15 +25,17 @@ def adapt_run(
     console: Console,
     video_before: bool = False,
     config: BaseModel | None = None,
+    iteration: int | None = None,
 ) -> Path:
     """Print returns after 0..``steps`` inner steps per task; save the adapted parameters.
-    ``config``: the run's saved one (the default) or it with changes (``--device``)."""
+    ``config``: the run's saved one (the default) or it with changes (``--device``);
+    ``iteration``: a kept checkpoint's policy instead of the last one's."""
     config = load_run_config(run_dir) if config is None else config
     if config.domain != "rl":  # type: ignore[attr-defined]
         raise UserError(
             f"{run_dir} is a {config.domain} run; `metarl adapt` adapts meta-RL policies"
         )  # type: ignore[attr-defined]
-    with restored_experiment(run_dir, config) as (experiment, state):
+    with restored_experiment(run_dir, config, iteration) as (experiment, state):
         try:
             rows, adapted = experiment.adapt_to_tasks(tasks, steps, episodes)  # type: ignore[attr-defined]
         except ValueError as e:

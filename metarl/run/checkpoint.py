@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,20 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # torn writes of a killed process
         stale.unlink(missing_ok=True)
     return path
+
+
+def keep_checkpoint(path: str | Path, kept: str | Path) -> Path:
+    """Keep the checkpoint at ``path`` for good as ``kept``: a hard link where the file system
+    has them (no space used until ``path`` is next replaced), else a copy; atomic either way."""
+    path, kept = Path(path), Path(kept)
+    tmp = kept.with_name(f".{kept.name}.keep.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(path, tmp)
+    except OSError:
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, kept)
+    return kept
 
 
 def load_checkpoint(path: str | Path, map_location: torch.device | str = "cpu") -> dict[str, Any]:

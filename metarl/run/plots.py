@@ -96,7 +96,8 @@ def plot_learning_curves(
             sum(values[max(0, i - window + 1) : i + 1]) / (i + 1 - max(0, i - window + 1))
             for i in range(len(values))
         ]
-        ax.plot(iterations, averaged, label=label, lw=1.2)
+        marker = "o" if len(values) <= 30 else None  # few points: show where they are
+        ax.plot(iterations, averaged, label=label, lw=1.2, marker=marker, ms=3)
     for i, (label, value) in enumerate((reference or {}).items()):
         ax.axhline(value, ls="--", lw=0.9, color=f"C{(len(series) + i) % 10}", label=label)
     ax.set_xlabel(xlabel)

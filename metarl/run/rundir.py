@@ -7,6 +7,7 @@
         metrics.jsonl        one row per logged iteration
         tensorboard/         the same scalars as events
         checkpoints/last.pt  written atomically every train.checkpoint_every iterations
+        checkpoints/iteration-N.pt  kept every train.keep_checkpoints_every (if set)
         summary.json         the final evaluation (eval.metric, steps, mean, ci95, stderr, gain_stderr, ...)
         evaluations/         re-evaluations (``metarl evaluate``), one JSON file each
         *.png                the domain's plots
@@ -59,12 +60,51 @@ def checkpoint_path(run_dir: Path) -> Path:
     return run_dir / "checkpoints" / CHECKPOINT_NAME
 
 
+def kept_checkpoint_path(run_dir: Path, iteration: int) -> Path:
+    """A checkpoint kept for good (``train.keep_checkpoints_every``)."""
+    return run_dir / "checkpoints" / f"iteration-{iteration}.pt"
+
+
+def kept_checkpoints(run_dir: Path) -> dict[int, Path]:
+    """The run's kept checkpoints by iteration, in order."""
+    found = {}
+    for path in (run_dir / "checkpoints").glob("iteration-*.pt"):
+        number = path.stem.removeprefix("iteration-")
+        if number.isdigit():
+            found[int(number)] = path
+    return dict(sorted(found.items()))
+
+
+def run_checkpoint(run_dir: Path, iteration: int | None = None) -> Path:
+    """The run's last checkpoint, or its kept one of ``iteration``; a kept one that is not
+    there is a :class:`UserError` naming those that are."""
+    if iteration is None:
+        return checkpoint_path(run_dir)
+    path = kept_checkpoint_path(run_dir, iteration)
+    if not path.is_file():
+        kept = ", ".join(str(i) for i in kept_checkpoints(run_dir))
+        have = (
+            f"it kept those of iterations {kept}"
+            if kept
+            else "it kept none: train.keep_checkpoints_every keeps them"
+        )
+        raise UserError(f"{run_dir} has no checkpoint of iteration {iteration}; {have}")
+    return path
+
+
 def evaluation_path(
-    run_dir: Path, split: str, num_tasks: int, overrides: Sequence[str] = ()
+    run_dir: Path,
+    split: str,
+    num_tasks: int,
+    overrides: Sequence[str] = (),
+    iteration: int | None = None,
 ) -> Path:
     """``evaluations/<split>-<n>tasks.json``, or ``...-<overrides>.json`` for an evaluation under
-    changed keys (``eval.inner_lrs=[0.2,0.1]``: ``test-40tasks-eval.inner_lrs=_0.2,0.1_.json``)."""
+    changed keys (``eval.inner_lrs=[0.2,0.1]``: ``test-40tasks-eval.inner_lrs=_0.2,0.1_.json``);
+    a kept checkpoint's (``iteration``) ends in ``-iteration-N``."""
     name = f"{split}-{num_tasks}tasks"
+    if iteration is not None:
+        name += f"-iteration-{iteration}"
     if overrides:
         name += "-" + re.sub(r"[^A-Za-z0-9_.=,+-]", "_", "-".join(overrides))
     return run_dir / "evaluations" / f"{name}.json"

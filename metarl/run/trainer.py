@@ -22,7 +22,7 @@ from rich.table import Table
 from metarl.core import AdaptationCurve
 from metarl.faults import EnvironmentFault
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import keep_checkpoint, load_checkpoint, save_checkpoint
 from .config import dump_config
 from .device import CPU, describe_device, device_summary, resolve_device, to_device
 from .errors import UserError
@@ -32,7 +32,15 @@ from .metrics import MetricsLog
 from .plots import plot_adaptation_curve
 from .points import is_trial_curve, point_names
 from .progress import ProgressReporter
-from .rundir import CONFIG_NAME, checkpoint_path, create_run_dir, evaluation_path, load_run_config
+from .rundir import (
+    CONFIG_NAME,
+    checkpoint_path,
+    create_run_dir,
+    evaluation_path,
+    kept_checkpoint_path,
+    load_run_config,
+    run_checkpoint,
+)
 from .stop import RunStopped, stop_after_iteration
 
 
@@ -93,33 +101,37 @@ def opened_experiment(config: BaseModel) -> Iterator[Experiment]:
             close()
 
 
-def restore_state(experiment: Experiment, state: dict[str, Any], run_dir: Path) -> None:
+def restore_state(
+    experiment: Experiment, state: dict[str, Any], run_dir: Path, path: Path | None = None
+) -> None:
     """Load a checkpoint's experiment state onto the experiment's device (wherever it was
     saved or loaded); one that does not fit the config is a :class:`UserError` that names the
-    checkpoint (the run directory is left as it was)."""
+    checkpoint (``path``, default the run's last; the run directory is left as it was)."""
     try:
         experiment.load_state_dict(to_device(state["experiment"], experiment_device(experiment)))
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
         detail = " ".join(str(e).split())  # torch's load_state_dict message spans lines
         raise UserError(
-            f"checkpoint {checkpoint_path(run_dir)} does not match the run's config ({detail}); "
-            "nothing was changed"
+            f"checkpoint {path or checkpoint_path(run_dir)} does not match the run's config "
+            f"({detail}); nothing was changed"
         ) from None
 
 
 @contextmanager
 def restored_experiment(
-    run_dir: Path, config: BaseModel | None = None
+    run_dir: Path, config: BaseModel | None = None, iteration: int | None = None
 ) -> Iterator[tuple[Experiment, dict[str, Any]]]:
-    """The experiment of ``run_dir``'s last checkpoint, closed on the way out; yields it with the
+    """The experiment of ``run_dir``'s last checkpoint (or of the checkpoint kept at
+    ``iteration``, ``train.keep_checkpoints_every``), closed on the way out; yields it with the
     checkpoint (``iteration``, ...). ``config`` defaults to the run's saved one. The checkpoint
     is read before the (possibly slow) build, so a missing or corrupt one fails first (read onto
     the CPU; :func:`restore_state` moves it onto the experiment's device)."""
     if config is None:
         config = load_run_config(run_dir)
-    state = load_checkpoint(checkpoint_path(run_dir))
+    path = run_checkpoint(run_dir, iteration)
+    state = load_checkpoint(path)
     with opened_experiment(config) as experiment:
-        restore_state(experiment, state, run_dir)
+        restore_state(experiment, state, run_dir, path)
         yield experiment, state
 
 
@@ -143,11 +155,15 @@ def curve_table(curve: AdaptationCurve, title: str, config: BaseModel | None = N
     return table
 
 
-def _checkpoint(run_dir: Path, experiment: Experiment, iteration: int, elapsed: float) -> None:
-    save_checkpoint(
+def _checkpoint(
+    run_dir: Path, experiment: Experiment, iteration: int, elapsed: float, keep_every: int
+) -> None:
+    path = save_checkpoint(
         {"iteration": iteration, "elapsed_s": elapsed, "experiment": experiment.state_dict()},
         checkpoint_path(run_dir),
     )
+    if keep_every and iteration % keep_every == 0:
+        keep_checkpoint(path, kept_checkpoint_path(run_dir, iteration))
 
 
 def train(
@@ -226,7 +242,7 @@ def _train(
     describe = getattr(experiment, "describe", None)  # optional: e.g. the resolved sampler
     if describe is not None:
         console.print(describe(), markup=False, highlight=False)
-    total = cfg.train.iterations
+    total, keep_every = cfg.train.iterations, cfg.train.keep_checkpoints_every
     log = MetricsLog(run_dir, resume_from=start if resume else None)
     progress = ProgressReporter(total, start, experiment.progress_keys, console)
     t0 = time.perf_counter()
@@ -242,7 +258,7 @@ def _train(
                     log.log(done, _eval_row(experiment.evaluate(None, "val"), experiment, "eval"))
                 if done % cfg.train.checkpoint_every == 0 or stop.signal_name is not None:
                     elapsed = elapsed_before + time.perf_counter() - t0
-                    _checkpoint(run_dir, experiment, done, elapsed)
+                    _checkpoint(run_dir, experiment, done, elapsed, keep_every)
                 progress.update(done, metrics)
                 if stop.signal_name is not None:
                     raise RunStopped(run_dir, done, stop.signal_name)
@@ -255,7 +271,7 @@ def _train(
     progress.close()
     train_time = elapsed_before + time.perf_counter() - t0
     if done % cfg.train.checkpoint_every != 0:
-        _checkpoint(run_dir, experiment, done, train_time)
+        _checkpoint(run_dir, experiment, done, train_time, keep_every)
 
     t_eval = time.perf_counter()
     curve = experiment.evaluate(cfg.eval.tasks, "test")
@@ -306,16 +322,21 @@ def evaluate_run(
     split: str,
     tasks: int | None,
     overrides: Sequence[str] = (),
+    iteration: int | None = None,
 ) -> AdaptationCurve:
-    """Re-evaluate the last checkpoint of a run; writes ``evaluations/<split>-<tasks>tasks.json``,
-    or, when ``config`` differs from the run's by ``overrides`` (``env.kwargs.velocity=com``),
-    ``<split>-<tasks>tasks-<overrides>.json`` with the overrides recorded."""
-    with restored_experiment(run_dir, config) as (experiment, state):
+    """Re-evaluate the last checkpoint of a run (or the one kept at ``iteration``); writes
+    ``evaluations/<split>-<tasks>tasks.json`` (``...-iteration-N.json`` for a kept one), or,
+    when ``config`` differs from the run's by ``overrides`` (``env.kwargs.velocity=com``),
+    ``...-<overrides>.json`` with the overrides recorded."""
+    with restored_experiment(run_dir, config, iteration) as (experiment, state):
         curve = experiment.evaluate(tasks, split)
         device = device_summary(experiment_device(experiment))
-    out = evaluation_path(run_dir, split, curve.num_tasks, overrides)
+        env_steps = getattr(experiment, "env_steps", None)
+    out = evaluation_path(run_dir, split, curve.num_tasks, overrides, iteration)
     out.parent.mkdir(exist_ok=True)
     record = {"iteration": state["iteration"], "split": split, **device, "eval": curve.as_dict()}
+    if env_steps is not None:
+        record["train/env_steps"] = float(env_steps)
     if overrides:
         record["overrides"] = list(overrides)
     out.write_text(json.dumps(record, indent=2))
