@@ -76,6 +76,7 @@ PAPER_BASELINES = {
         "random": [-35.7, 21.8, 62.3, 86.2],
         "oracle": [442.7],
     },
+    "metarl/AntVel-v0": {"oracle": [107.9]},  # the paper's figure 5; no baseline rows for Ant
 }
 
 
