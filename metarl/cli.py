@@ -284,12 +284,12 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     config = _overridden(config, args.device, args.overrides)
     changed = f", {' '.join(args.overrides)}" if args.overrides else ""
     if args.checkpoint == "all":
-        from metarl.run.kept_curve import evaluate_kept
+        from metarl.run.kept_curve import evaluate_kept, kept_table
 
         curves, out = evaluate_kept(args.run_dir, config, args.split, args.tasks, args.overrides)
-        for iteration, curve in curves.items():
-            title = f"{args.run_dir} at iteration {iteration} ({args.split}{changed})"
-            console.print(trainer.curve_table(curve, title, config))
+        tasks = next(iter(curves.values())).num_tasks
+        title = f"{args.run_dir}, kept checkpoints ({args.split}, {tasks} tasks{changed})"
+        console.print(kept_table(curves, title, config))
         console.print(f"learning curve: {out}")
         return 0
     iteration = _checkpoint_iteration(args.checkpoint)

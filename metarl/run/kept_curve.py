@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel
+from rich.table import Table
 
 from metarl.core import AdaptationCurve
 
@@ -50,3 +51,17 @@ def evaluate_kept(
     out = run_dir / "evaluations" / f"{stem}-by-iteration.png"
     plot_learning_curves(series, f"{first.metric} ({split}, {first.num_tasks} tasks)", out)
     return curves, out
+
+
+def kept_table(curves: dict[int, AdaptationCurve], title: str, config: BaseModel) -> Table:
+    """One row per kept checkpoint: the mean ± standard error over tasks at every point."""
+    first = next(iter(curves.values()))
+    names = point_names(max(first.steps) + 1, is_trial_curve(config))
+    table = Table(title=title)
+    table.add_column("iteration", justify="right")
+    for s in first.steps:
+        table.add_column(f"{names[s]} ({first.metric})", justify="right")
+    for iteration, curve in curves.items():
+        cells = [f"{m:.4g} ± {e:.2g}" for m, e in zip(curve.mean, curve.stderr)]
+        table.add_row(str(iteration), *cells)
+    return table

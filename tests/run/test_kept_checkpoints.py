@@ -46,7 +46,9 @@ def test_all_kept_checkpoints_give_a_learning_curve(runs, capsys):
     long, _ = runs
     assert main(["evaluate", str(long), "--checkpoint", "all"]) == 0
     out = capsys.readouterr().out
-    assert "learning curve:" in out and "at iteration 40" in out
+    assert "learning curve:" in out and "kept checkpoints" in out
+    cells = [line.split("│")[1].strip() for line in out.splitlines() if line.count("│") > 2]
+    assert [c for c in cells if c.isdigit()] == ["20", "40"]  # one row per kept checkpoint
     last = json.loads((long / "summary.json").read_text())["eval"]
     assert _eval(long / "evaluations" / "test-20tasks-iteration-40.json") == last
     assert (long / "evaluations" / "test-20tasks-by-iteration.png").stat().st_size > 10_000
