@@ -10,6 +10,7 @@
     metarl compare RUN_DIR [RUN_DIR ...] [--group-by config|KEY] [--out F.png] [--json F]
                    [--markdown]
     metarl baselines CONFIG [--run-dir DIR] [--maml RUN_DIR ...] [--methods a,b] [--set k=v ...]
+    metarl status RUN_DIR|DIR [...]
     metarl envs
 
 Bad input (config, files, arguments) prints one ``error:`` line and exits with code 2; a fault of
@@ -181,6 +182,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a key of a baseline's section, e.g. --set rl2.iterations=30, or else of "
         "the meta config, e.g. --set seed=1 (repeatable)",
+    )
+
+    st = sub.add_parser(
+        "status",
+        help="where runs stand: training or stopped, iterations done, pace, time left, result",
+    )
+    st.add_argument(
+        "paths", type=Path, nargs="+", metavar="RUN_DIR|DIR", help="runs, or directories of runs"
     )
 
     sub.add_parser("envs", help="list the registered task-distribution environments")
@@ -424,6 +433,15 @@ def cmd_baselines(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace, console: Console) -> int:
+    from metarl.run.status import find_runs, run_status, status_table
+
+    if not console.is_terminal:  # piped into a file: keep paths and cells whole
+        console = Console(width=max(console.width, 160))
+    console.print(status_table([run_status(run) for run in find_runs(args.paths)]))
+    return 0
+
+
 def cmd_envs(args: argparse.Namespace, console: Console) -> int:
     from metarl.run.envs_table import envs_table
 
@@ -457,6 +475,7 @@ COMMANDS = {
     "baselines": cmd_baselines,
     "envs": cmd_envs,
     "plot": cmd_plot,
+    "status": cmd_status,
 }
 
 

@@ -43,3 +43,18 @@ class RunLock:
         if self._file is not None:
             self._file.close()  # releases the lock
             self._file = None
+
+
+def lock_holder(run_dir: Path) -> str | None:
+    """Who trains ``run_dir`` right now (``"pid N"``), or None if no process holds its lock;
+    takes nothing (a lock it gets is released at once)."""
+    path = Path(run_dir) / ".lock"
+    if not path.is_file():
+        return None
+    with path.open("r") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return f.read().strip() or "another process"
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return None

@@ -1,11 +1,14 @@
 """Metrics of a run: one JSON object per logged iteration in ``metrics.jsonl``, and the same
-scalars as TensorBoard events under their namespaced tags (``train/...``, ``eval/...``)."""
+scalars as TensorBoard events under their namespaced tags (``train/...``, ``eval/...``). Each
+JSON row also holds ``time/wall``, the Unix time it was written (TensorBoard events carry their
+own), from which ``metarl status`` measures a run's pace."""
 
 from __future__ import annotations
 
 import json
 import math
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,7 @@ class MetricsLog:
             row[k] = v if math.isfinite(v) else str(v)
             if self._tb is not None:
                 self._tb.add_scalar(k, v, iteration)
+        row["time/wall"] = round(time.time(), 3)
         self._file.write(json.dumps(row) + "\n")
         self._file.flush()
 
