@@ -290,13 +290,13 @@ class SB3BaselineExperiment(RLExperiment):
             obs, reward, done, infos = env.step(action)
             live = np.flatnonzero(~finished)
             k = np.array([infos[i].get("episode_in_trial", 0) for i in live], dtype=np.int64)
-            t[live] = np.where(k == episode[live], t[live], 0)
+            t[live] = np.where(k == episode[live], t[live], 0)  # a new episode starts at 0
             episode[live] = k
-            if t.max() >= rewards.shape[2]:
+            if longest == rewards.shape[2]:  # every t <= longest: room for one more step
                 rewards = np.concatenate([rewards, np.zeros_like(rewards)], axis=2)
             rewards[live, k, t[live]] = reward[live]
             t[live] += 1
-            longest = max(longest, int(t.max()))
+            longest = max(longest, int(t[live].max()))
             finished |= done
             start = done
         env.close()

@@ -18,11 +18,12 @@ from rich.table import Table
 
 from metarl.core import AdaptationCurve
 
+from .checkpoint import load_checkpoint
 from .errors import UserError
 from .plots import plot_learning_curves
 from .points import is_trial_curve, point_names
 from .rundir import evaluation_path, kept_checkpoints
-from .trainer import evaluate_run
+from .trainer import evaluate_restored, opened_experiment, restore_state
 
 
 def evaluate_kept(
@@ -40,9 +41,16 @@ def evaluate_kept(
             f"{run_dir} kept no checkpoints; train with `--set train.keep_checkpoints_every=N` "
             "(a multiple of train.checkpoint_every) to keep one every N iterations"
         )
-    curves = {i: evaluate_run(run_dir, config, split, tasks, overrides, i) for i in kept}
+    curves = {}
+    with opened_experiment(config) as experiment:  # built once, restored per checkpoint
+        for iteration, path in kept.items():
+            state = load_checkpoint(path)
+            restore_state(experiment, state, run_dir, path)
+            curves[iteration] = evaluate_restored(
+                experiment, state, run_dir, split, tasks, overrides, iteration
+            )
     first = next(iter(curves.values()))
-    names = point_names(max(first.steps) + 1, is_trial_curve(config))
+    names = _point_names(first, config)
     series = {
         names[s]: (list(curves), [curve.mean[k] for curve in curves.values()])
         for k, s in enumerate(first.steps)
@@ -56,7 +64,7 @@ def evaluate_kept(
 def kept_table(curves: dict[int, AdaptationCurve], title: str, config: BaseModel) -> Table:
     """One row per kept checkpoint: the mean ± standard error over tasks at every point."""
     first = next(iter(curves.values()))
-    names = point_names(max(first.steps) + 1, is_trial_curve(config))
+    names = _point_names(first, config)
     table = Table(title=title)
     table.add_column("iteration", justify="right")
     for s in first.steps:
@@ -65,3 +73,7 @@ def kept_table(curves: dict[int, AdaptationCurve], title: str, config: BaseModel
         cells = [f"{m:.4g} ± {e:.2g}" for m, e in zip(curve.mean, curve.stderr)]
         table.add_row(str(iteration), *cells)
     return table
+
+
+def _point_names(curve: AdaptationCurve, config: BaseModel) -> list[str]:
+    return point_names(max(curve.steps) + 1, is_trial_curve(config))

@@ -1,5 +1,5 @@
-"""``metarl status``: where runs stand, from their files alone (nothing is loaded but the
-checkpoint's iteration, nothing is locked): trained now or stopped, iterations done of the
+"""``metarl status``: where runs stand, from their files alone (no experiment is built, nothing
+is locked): trained now or stopped, iterations done of the
 budget, the latest training metric, the pace and the time left, and a finished run's result.
 
 The pace is the median of seconds per iteration between the last logged rows (their
@@ -59,7 +59,7 @@ def find_runs(paths: list[Path]) -> list[Path]:
 def run_status(run_dir: Path) -> RunStatus:
     config = load_run_config(run_dir)
     total = int(config.train.iterations)  # type: ignore[attr-defined]
-    rows = [r for r in read_metrics(run_dir) if _trained(r)]  # not evaluation rows
+    rows = [r for r in read_metrics(run_dir) if any(map(_training_key, r))]  # not evaluations
     iteration = int(rows[-1]["iteration"]) if rows else 0
     ckpt = checkpoint_path(run_dir)
     checkpoint = int(load_checkpoint(ckpt)["iteration"]) if ckpt.is_file() else None
@@ -72,7 +72,7 @@ def run_status(run_dir: Path) -> RunStatus:
     else:
         state = "stopped" if checkpoint is not None else "not started"
     last = rows[-1] if rows else {}
-    shown = [k for k in LATEST if k in last] or [k for k in last if _trained({k: 0})]
+    shown = [k for k in LATEST if k in last] or [k for k in last if _training_key(k)]
     latest = (shown[0], float(last[shown[0]])) if shown else None
     result = None
     if summary.is_file():  # a run extended since shows the summary's iteration
@@ -86,10 +86,10 @@ def run_status(run_dir: Path) -> RunStatus:
     return RunStatus(run_dir, state, iteration, total, checkpoint, latest, pace, paced, result)
 
 
-def _trained(row: dict) -> bool:
-    """Whether a metrics row (or key) is training's: ``train/...`` beyond the env steps, which
+def _training_key(key: str) -> bool:
+    """Whether a metrics key is training's: ``train/...`` beyond the env steps, which
     evaluation rows also carry."""
-    return any(k.startswith("train/") and k != "train/env_steps" for k in row)
+    return key.startswith("train/") and key != "train/env_steps"
 
 
 def _pace(rows: list[dict]) -> tuple[float | None, bool]:

@@ -329,12 +329,26 @@ def evaluate_run(
     when ``config`` differs from the run's by ``overrides`` (``env.kwargs.velocity=com``),
     ``...-<overrides>.json`` with the overrides recorded."""
     with restored_experiment(run_dir, config, iteration) as (experiment, state):
-        curve = experiment.evaluate(tasks, split)
-        device = device_summary(experiment_device(experiment))
-        env_steps = getattr(experiment, "env_steps", None)
+        return evaluate_restored(experiment, state, run_dir, split, tasks, overrides, iteration)
+
+
+def evaluate_restored(
+    experiment: Experiment,
+    state: dict[str, Any],
+    run_dir: Path,
+    split: str,
+    tasks: int | None,
+    overrides: Sequence[str] = (),
+    iteration: int | None = None,
+) -> AdaptationCurve:
+    """:func:`evaluate_run`'s evaluation and record, of an experiment already restored from
+    ``state`` (the checkpoint of the run's last iteration, or the one kept at ``iteration``)."""
+    curve = experiment.evaluate(tasks, split)
     out = evaluation_path(run_dir, split, curve.num_tasks, overrides, iteration)
     out.parent.mkdir(exist_ok=True)
+    device = device_summary(experiment_device(experiment))
     record = {"iteration": state["iteration"], "split": split, **device, "eval": curve.as_dict()}
+    env_steps = getattr(experiment, "env_steps", None)
     if env_steps is not None:
         record["train/env_steps"] = float(env_steps)
     if overrides:
