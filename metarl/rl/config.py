@@ -100,7 +100,13 @@ class SamplerConfig(StrictModel):
     setting (noise std 1 on HalfCheetah's [-1, 1] box, about a third of all action components
     clipped); pytorch-maml-rl v2, ProMP and garage use 10. It stays an option to reproduce
     those implementations (ProMP's tasks are defined with it); on HalfCheetahDir with the MAML
-    code's other settings 10 learned far more slowly than 1 (docs/RESULTS.md).
+    code's other settings 10 learned far more slowly than 1 (docs/RESULTS.md);
+    ``budget``: what bounds each task's batch of episodes (training and evaluation):
+    ``episodes`` runs exactly ``episodes_per_task`` episodes per task; ``steps`` runs whole
+    episodes until the task has ``episodes_per_task x horizon`` env steps and keeps those (the
+    MAML and ProMP code's samplers: where episodes end early, as Ant's, Hopper's and Walker2d's
+    do, a task's batch holds more, shorter episodes; the same as ``episodes`` where no episode
+    ends early).
     """
 
     backend: Literal["auto", "batched", "vector", "process", "ray"] = "auto"
@@ -111,6 +117,7 @@ class SamplerConfig(StrictModel):
     clip_actions: bool = True
     rescale_actions: bool = False
     action_scale: float = Field(default=1.0, gt=0)
+    budget: Literal["episodes", "steps"] = "episodes"
 
     @model_validator(mode="after")
     def _worker_options(self) -> SamplerConfig:

@@ -75,9 +75,9 @@ def policy_diagnostics(
             )
             out["log_std"] = float(log_std.mean())
     if traj.reward_ctrl is not None:
-        ctrl = float(traj.reward_ctrl.sum(-1).mean())
+        ctrl = traj.pooled_mean(traj.reward_ctrl.sum(-1))
         out["reward_ctrl"] = ctrl
-        out["reward_task"] = float(traj.returns.mean()) - ctrl
+        out["reward_task"] = traj.mean_return() - ctrl
     return out
 
 

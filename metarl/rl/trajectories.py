@@ -24,6 +24,8 @@ class Trajectories:
     ``rewards``      ``[tasks, episodes, H]``     reward (0 where ``mask`` is 0)
     ``mask``         ``[tasks, episodes, H]``     1.0 for steps inside the episode, 0.0 after
                                                   termination, truncation or sim instability
+                                                  (all 0.0 for an empty episode: the padding of
+                                                  ``sampler.budget: steps``)
     ``returns``      ``[tasks, episodes]``        undiscounted episode return
     ``lengths``      ``[tasks, episodes]``        steps in the episode (int64)
     ``reward_ctrl``  ``[tasks, episodes, H]``     the control term of ``rewards`` (<= 0) where
@@ -57,9 +59,30 @@ class Trajectories:
         """Environment steps taken (the sum of episode lengths)."""
         return int(self.lengths.sum())
 
+    def _taken(self, like: Tensor) -> Tensor:
+        """``[tasks, episodes]``: 1 for an episode with a step, 0 for an empty one (the padding
+        of ``sampler.budget: steps``, whose tasks keep different numbers of episodes)."""
+        return (self.lengths > 0).to(like.dtype)
+
+    def task_mean(self, per_episode: Tensor) -> Tensor:
+        """``[tasks]``: the mean of ``per_episode`` (``[tasks, episodes]``) over each task's
+        episodes, empty ones skipped."""
+        taken = self._taken(per_episode)
+        return (per_episode * taken).sum(1) / taken.sum(1).clamp_min(1.0)
+
     def task_returns(self) -> Tensor:
         """Mean episode return per task, ``[tasks]``."""
-        return self.returns.mean(1)
+        return self.task_mean(self.returns)
+
+    def pooled_mean(self, per_episode: Tensor) -> float:
+        """The mean of ``per_episode`` (``[tasks, episodes]``) over all of the batch's episodes,
+        empty ones skipped (tasks with more episodes weigh more)."""
+        taken = self._taken(per_episode)
+        return float((per_episode * taken).sum() / taken.sum().clamp_min(1.0))
+
+    def mean_return(self) -> float:
+        """The mean episode return over the whole batch (the MAML code's ``AverageReturn``)."""
+        return self.pooled_mean(self.returns)
 
 
 class PGBatch(NamedTuple):

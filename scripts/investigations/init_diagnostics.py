@@ -46,7 +46,7 @@ def main() -> None:
             row = {
                 "variant": variant or "config",
                 "seed": seed,
-                "return": float(traj.returns.mean()),
+                "return": traj.mean_return(),
             }
             row.update({k: round(v, 4) for k, v in diag.items()})
             rows.append(row)

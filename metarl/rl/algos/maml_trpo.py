@@ -147,8 +147,8 @@ class MAMLTRPO:
         result, old_loss = self.trpo_update(meta, batch.query, old, adapt, adapt_vjp, hvp)
         t2 = time.perf_counter()
         return {
-            "return_before": float(batch.trajs[0].returns.mean()),
-            "return_after": float(batch.trajs[-1].returns.mean()),
+            "return_before": batch.trajs[0].mean_return(),
+            "return_after": batch.trajs[-1].mean_return(),
             "kl": result.kl if result else 0.0,
             "surrogate_change": (old_loss - result.loss) if result else 0.0,
             "ls_steps": float(result.steps if result else 0),

@@ -146,8 +146,8 @@ class ProMP:
             clipped = self.clip_fraction(after.adapted, batch.query)
         t2 = time.perf_counter()
         return {
-            "return_before": float(batch.trajs[0].returns.mean()),
-            "return_after": float(batch.trajs[-1].returns.mean()),
+            "return_before": batch.trajs[0].mean_return(),
+            "return_after": batch.trajs[-1].mean_return(),
             "kl": float(outer_kl),
             "kl_inner": float(after.inner_kl.mean()),
             "clip_fraction": float(clipped),

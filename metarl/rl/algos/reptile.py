@@ -60,8 +60,8 @@ class ReptileRL:
         after = detach_params(named_params(self.policy))
         change = sum(float((after[k] - before[k]).pow(2).sum()) for k in before)
         return {
-            "return_before": float(trajs[0].returns.mean()),
-            "return_after": float(trajs[-1].returns.mean()),
+            "return_before": trajs[0].mean_return(),
+            "return_after": trajs[-1].mean_return(),
             "param_change": change**0.5,
             "env_steps": float(sum(t.env_steps for t in trajs)),
             "inner_s": t1 - t0,

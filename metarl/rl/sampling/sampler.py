@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -46,7 +46,8 @@ from ..policies import Policy
 from ..trajectories import Trajectories
 from .actions import ActionMap
 from .backends import available_cores, env_horizon, env_spec, plan_sampler
-from .rollout import join_arrays, to_trajectories
+from .rollout import Arrays, join_arrays, to_trajectories
+from .step_budget import fill_to_steps
 from .workers import Job, RolloutWorker, WorkerSpec, is_stacked, part_params, split_slots
 
 
@@ -60,7 +61,10 @@ class Sampler:
     noticed at once regardless); ``action_map``: how Gaussian actions reach the env (default:
     clipped to the bounds, see :mod:`metarl.rl.sampling.actions`); ``device``: where
     :meth:`sample` returns the trajectories (the learner's device; default: the CPU, where they
-    are made). Call :meth:`close` (or use ``with``) to stop workers and envs.
+    are made); ``budget``: what bounds each task's batch, ``episodes`` (exactly
+    ``episodes_per_task`` episodes) or ``steps`` (whole episodes until ``episodes_per_task x
+    horizon`` env steps, as the MAML and ProMP code sample; :mod:`metarl.rl.sampling.step_budget`).
+    Call :meth:`close` (or use ``with``) to stop workers and envs.
     """
 
     def __init__(
@@ -78,7 +82,10 @@ class Sampler:
         address: str | None = None,
         timeout_s: float | None = None,
         device: torch.device | str = "cpu",
+        budget: str = "episodes",
     ) -> None:
+        if budget not in ("episodes", "steps"):
+            raise ValueError(f"sampler budget must be 'episodes' or 'steps', got {budget!r}")
         self.plan = plan_sampler(env_id, backend, num_workers)
         if address is not None and self.plan.backend != "ray":
             raise ValueError(
@@ -88,6 +95,7 @@ class Sampler:
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
         self.device = torch.device(device)
+        self.budget = budget
         #: the policy the rollouts call: ``policy`` itself on the CPU, else a CPU copy of it
         self.policy = policy if _on_cpu(policy) else copy.deepcopy(policy).to(CPU)
         self.backend = self.plan.backend
@@ -156,6 +164,7 @@ class Sampler:
             address=sc.address,
             timeout_s=sc.timeout_s,
             device=device,
+            budget=sc.budget,
         )
 
     def describe(self) -> str:
@@ -196,7 +205,9 @@ class Sampler:
         episodes_per_task: int,
         rng: np.random.Generator | None = None,
     ) -> Trajectories:
-        """Run ``episodes_per_task`` episodes of every task with ``params``.
+        """Run ``episodes_per_task`` episodes of every task with ``params`` (with ``budget``
+        ``steps``: whole episodes until each task has ``episodes_per_task x horizon`` env steps;
+        tasks that keep fewer episodes than others are padded with empty ones).
 
         ``params`` is shared (one policy for all tasks) or stacked ``[tasks, ...]`` (one policy
         per task), on any device. ``rng`` defaults to the sampler's own generator. The
@@ -216,27 +227,45 @@ class Sampler:
                 "parameter set per task, or pass shared parameters"
             )
         start = time.perf_counter()
-        if self._local is not None:
-            with torch_threads(self.sampling_threads()):
-                arrays = self._local.run(params, tasks, episodes_per_task, rng)
-        else:
-            parts, axis = split_slots(len(tasks), episodes_per_task, self._pool.num_workers)
-            seeds = rng.integers(2**63 - 1, size=len(parts))
-            jobs = [
-                Job(
-                    part_params(params, part, stacked),
-                    list(tasks[part.task_start : part.task_stop]),
-                    part.episodes,
-                    int(seed),
-                    part.task_text(tasks),
-                )
-                for part, seed in zip(parts, seeds)
-            ]
-            arrays = join_arrays(self._pool.run(jobs), axis)
+        arrays = self._arrays(params, tasks, episodes_per_task, rng)
+        if self.budget == "steps":
+
+            def run(task_indices: Sequence[int], episodes: int) -> Arrays:
+                index = torch.as_tensor(list(task_indices))
+                part = {k: v[index] for k, v in params.items()} if stacked else params
+                return self._arrays(part, [tasks[i] for i in task_indices], episodes, rng)
+
+            arrays = fill_to_steps(arrays, episodes_per_task * self.horizon, run, tasks)
         traj = to_trajectories(arrays)
         self.total_time += time.perf_counter() - start
         self.total_steps += traj.env_steps
         return traj.to(self.device)  # one transfer (none on the CPU)
+
+    def _arrays(
+        self,
+        params: Mapping[str, Tensor],
+        tasks: list[dict],
+        episodes: int,
+        rng: np.random.Generator,
+    ) -> Arrays:
+        """One round: ``episodes`` episodes of every task, on this process or the workers."""
+        if self._local is not None:
+            with torch_threads(self.sampling_threads()):
+                return self._local.run(params, tasks, episodes, rng)
+        stacked = is_stacked(self.policy, params)
+        parts, axis = split_slots(len(tasks), episodes, self._pool.num_workers)
+        seeds = rng.integers(2**63 - 1, size=len(parts))
+        jobs = [
+            Job(
+                part_params(params, part, stacked),
+                list(tasks[part.task_start : part.task_stop]),
+                part.episodes,
+                int(seed),
+                part.task_text(tasks),
+            )
+            for part, seed in zip(parts, seeds)
+        ]
+        return join_arrays(self._pool.run(jobs), axis)
 
 
 def _on_cpu(policy: Policy) -> bool:
