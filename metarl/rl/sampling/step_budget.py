@@ -1,15 +1,19 @@
 """Batches bounded by env steps, as the MAML and ProMP code sample (``sampler.budget: steps``).
 
-Their samplers run each task's envs until the task has ``episodes x horizon`` env steps in
-whole episodes (an env whose episode ends starts the next; the episode still running when the
-budget is reached is dropped), so where episodes end early a task's batch holds more, shorter
-episodes. :func:`fill_to_steps` gives the same batch from rectangular rounds: after the first
-round (``episodes`` episodes of every task), every task short of the budget runs another round
-of as many episodes as the shortest-of-budget task needs at its mean episode length so far,
-until none is short; then each task keeps its episodes, in order, up to the first whose end
-reaches the budget, and the rest are dropped. Tasks that keep fewer episodes than others are
-padded with empty episodes (``mask`` 0, length 0), which every loss and mean skips
-(:meth:`metarl.rl.trajectories.Trajectories.task_returns`).
+Their samplers step every task's envs in lockstep, an env whose episode ends starting the next
+at once, until the meta-batch holds ``tasks x episodes x horizon`` env steps in whole episodes
+(the episodes still running then are dropped): each task gets about ``episodes x horizon``
+steps, and where episodes end early its batch holds more, shorter episodes (cbfinn/maml_rl's
+``VectorizedSampler`` with one env per task; ProMP's ``MetaSampler`` with ``episodes`` envs per
+task). Here every task gets its own budget: whole episodes up to the first that reaches it.
+
+:func:`fill_to_steps` builds that batch from rectangular rounds: after the first round
+(``episodes`` episodes of every task), the tasks short of their budget run another round, of as
+many episodes as the neediest of them lacks at its mean episode length so far, until none is
+short; each task then keeps its episodes in order up to the first that reaches the budget and
+drops the rest. Tasks that keep fewer episodes than others are padded with empty episodes
+(``mask`` 0, length 0), which every loss and mean skips
+(:meth:`metarl.rl.trajectories.Trajectories.task_mean`).
 """
 
 from __future__ import annotations
