@@ -83,8 +83,9 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="evaluate under a changed env, task distribution or protocol: keys under "
-        f"{', '.join(EVALUATE_SECTIONS)} only (e.g. env.kwargs.velocity=com); repeatable; the "
-        "result is saved under a name that lists the changes",
+        f"{', '.join(EVALUATE_SECTIONS)} and {', '.join(EVALUATE_SAMPLER_KEYS)} only (e.g. "
+        "env.kwargs.velocity=com); repeatable; the result is saved under a name that lists the "
+        "changes",
     )
 
     e.add_argument(
@@ -285,10 +286,14 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     _positive("--tasks", args.tasks)
     config = rundir.load_run_config(args.run_dir)
     for item in args.overrides:
-        if cfgmod.override_section(item) not in EVALUATE_SECTIONS:
+        key = item.partition("=")[0].strip()
+        if cfgmod.override_section(item) not in EVALUATE_SECTIONS and key not in (
+            EVALUATE_SAMPLER_KEYS
+        ):
             raise UserError(
-                f"evaluate --set {item}: only keys under {', '.join(EVALUATE_SECTIONS)} can change "
-                "at evaluation (the rest define the trained model); train a new run for the others"
+                f"evaluate --set {item}: only keys under {', '.join(EVALUATE_SECTIONS)} and "
+                f"{', '.join(EVALUATE_SAMPLER_KEYS)} can change at evaluation (the rest define "
+                "the trained model); train a new run for the others"
             )
     config = _overridden(config, args.device, args.overrides)
     changed = f", {' '.join(args.overrides)}" if args.overrides else ""
@@ -336,6 +341,9 @@ def _overridden(config, device: str | None, overrides: list[str]):
 
 #: config sections ``metarl evaluate --set`` may change (the others define the trained model)
 EVALUATE_SECTIONS = ("env", "task", "eval")
+#: how evaluation episodes are collected, not what was learned (``sampler.action_scale`` and the
+#: action clipping and rescaling are part of the policy, so they stay as trained)
+EVALUATE_SAMPLER_KEYS = ("sampler.budget", "sampler.backend", "sampler.num_workers")
 
 
 def parse_task(text: str) -> dict:

@@ -1,11 +1,15 @@
 """``sampler.budget: steps``: each task's batch is whole episodes up to episodes x horizon steps."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
+import yaml
 from pydantic import ValidationError
 from rl_testing import NAV, nav_tasks, small_config
 
+from metarl.cli import main
 from metarl.rl import RLConfig
 from metarl.rl.experiment import RLExperiment
 from metarl.rl.sampling.sampler import Sampler
@@ -144,3 +148,18 @@ def test_a_training_iteration_samples_the_step_budget_in_each_phase():
     # 8 tasks x (8 episodes x 50 steps) at least, before and after the inner step
     assert metrics["train/env_steps"] >= 2 * 8 * 8 * 50
     assert np.isfinite(metrics["train/return_before"]) and np.isfinite(metrics["train/kl"])
+
+
+def test_evaluate_may_change_the_budget_but_not_the_action_mapping(tmp_path, capsys):
+    data = small_config(iterations=1).model_dump(mode="json")
+    data["env"]["kwargs"] = EARLY_END
+    config = tmp_path / "nav.yaml"
+    config.write_text(yaml.safe_dump(data))
+    run = tmp_path / "run"
+    assert main(["train", str(config), "--run-dir", str(run), "--eval-tasks", "4"]) == 0
+    assert main(["evaluate", str(run), "--tasks", "4", "--set", "sampler.budget=steps"]) == 0
+    saved = json.loads((run / "evaluations" / "test-4tasks-sampler.budget=steps.json").read_text())
+    assert saved["overrides"] == ["sampler.budget=steps"]
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--set", "sampler.action_scale=10"]) == 2
+    assert "sampler.budget" in capsys.readouterr().err
