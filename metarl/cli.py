@@ -286,10 +286,8 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     _positive("--tasks", args.tasks)
     config = rundir.load_run_config(args.run_dir)
     for item in args.overrides:
-        key = item.partition("=")[0].strip()
-        if cfgmod.override_section(item) not in EVALUATE_SECTIONS and key not in (
-            EVALUATE_SAMPLER_KEYS
-        ):
+        section, key = cfgmod.override_section(item), cfgmod.override_key(item)
+        if section not in EVALUATE_SECTIONS and key not in EVALUATE_SAMPLER_KEYS:
             raise UserError(
                 f"evaluate --set {item}: only keys under {', '.join(EVALUATE_SECTIONS)} and "
                 f"{', '.join(EVALUATE_SAMPLER_KEYS)} can change at evaluation (the rest define "

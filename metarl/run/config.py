@@ -124,10 +124,16 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def override_key(item: str) -> str:
+    """The dotted key a ``--set key.sub=value`` item changes (``rl2.iterations`` for
+    ``rl2.iterations=30``)."""
+    return item.partition("=")[0].strip()
+
+
 def override_section(item: str) -> str:
     """The top-level section a ``--set key.sub=value`` item changes (``rl2`` for
     ``rl2.iterations=30``)."""
-    return item.partition("=")[0].strip().split(".")[0]
+    return override_key(item).split(".")[0]
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

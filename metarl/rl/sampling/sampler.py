@@ -227,13 +227,14 @@ class Sampler:
                 "parameter set per task, or pass shared parameters"
             )
         start = time.perf_counter()
-        arrays = self._arrays(params, tasks, episodes_per_task, rng)
+        arrays = self._arrays(params, tasks, episodes_per_task, rng, stacked)
         if self.budget == "steps":
 
             def run(task_indices: Sequence[int], episodes: int) -> Arrays:
                 index = torch.as_tensor(list(task_indices))
                 part = {k: v[index] for k, v in params.items()} if stacked else params
-                return self._arrays(part, [tasks[i] for i in task_indices], episodes, rng)
+                subset = [tasks[i] for i in task_indices]
+                return self._arrays(part, subset, episodes, rng, stacked)
 
             arrays = fill_to_steps(arrays, episodes_per_task * self.horizon, run, tasks)
         traj = to_trajectories(arrays)
@@ -247,12 +248,13 @@ class Sampler:
         tasks: list[dict],
         episodes: int,
         rng: np.random.Generator,
+        stacked: bool,
     ) -> Arrays:
-        """One round: ``episodes`` episodes of every task, on this process or the workers."""
+        """One round: ``episodes`` episodes of every task, on this process or the workers
+        (``stacked``: ``params`` hold one policy per task)."""
         if self._local is not None:
             with torch_threads(self.sampling_threads()):
                 return self._local.run(params, tasks, episodes, rng)
-        stacked = is_stacked(self.policy, params)
         parts, axis = split_slots(len(tasks), episodes, self._pool.num_workers)
         seeds = rng.integers(2**63 - 1, size=len(parts))
         jobs = [

@@ -68,6 +68,8 @@ def fill_to_steps(first: Arrays, steps: int, run: RunRound, tasks: Sequence[dict
                 "parameters, or set sampler.budget: episodes"
             )
     kept = [_prefix_reaching(lengths[i], steps) for i in range(num_tasks)]
+    if all(k == len(e) == first["mask"].shape[1] for k, e in zip(kept, episodes)):
+        return first  # no round added and none dropped (no episode ended early): as sampled
     return _stack(first, [episodes[i][:k] for i, k in enumerate(kept)])
 
 
