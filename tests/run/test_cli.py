@@ -282,6 +282,7 @@ def test_a_signal_stops_after_the_iteration_and_checkpoints_it(uninterrupted, tm
     stopped_at = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["iteration"]
     assert logged <= stopped_at < 2000
     name = signal.Signals(sig).name
+    print(err)  # pytest shows captured output whole when an assertion below fails
     assert f"{name}: stopping once this iteration is done" in err
     assert f"stopped on {name} at iteration {stopped_at} of {run}, checkpointed" in err
     assert f"metarl train --resume {run}" in err
