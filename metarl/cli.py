@@ -3,7 +3,7 @@
     metarl train CONFIG [--set k=v ...] [--run-dir DIR] [--seed N] [--iterations N] [--eval-tasks N]
                  [--device auto|cpu|cuda|cuda:N]
     metarl train --resume RUN_DIR [--iterations N] [--device D]
-    metarl evaluate RUN_DIR [--split test] [--tasks N] [--device D] [--set env.k=v ...]
+    metarl evaluate RUN_DIR [--split test] [--tasks N | --task-file F] [--device D] [--set env.k=v ...]
                     [--checkpoint N|all]
     metarl adapt RUN_DIR --task velocity=2.5 [--task ...] [--steps 3] [--episodes 20] [--video F [--video-before]]
                  [--device D] [--checkpoint N]
@@ -71,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir", type=Path)
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--tasks", type=int, help="number of held-out tasks (default: the config's)")
+    e.add_argument(
+        "--task-file",
+        type=Path,
+        metavar="FILE",
+        help="meta-RL: evaluate on the tasks a JSON file lists instead of drawn ones, e.g. "
+        "configs/tasks/maml_code_half_cheetah_vel.json (the MAML code's 40 test velocities)",
+    )
     e.add_argument(
         "--device",
         metavar="auto|cpu|cuda|cuda:N",
@@ -284,6 +291,11 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     from metarl.run import rundir, trainer
 
     _positive("--tasks", args.tasks)
+    if args.task_file is not None and (args.tasks is not None or args.checkpoint == "all"):
+        raise UserError(
+            "--task-file sets the tasks itself; drop --tasks (and --checkpoint all: evaluate "
+            "one checkpoint at a time with --checkpoint N)"
+        )
     config = rundir.load_run_config(args.run_dir)
     for item in args.overrides:
         section, key = cfgmod.override_section(item), cfgmod.override_key(item)
@@ -306,9 +318,11 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
         return 0
     iteration = _checkpoint_iteration(args.checkpoint)
     curve = trainer.evaluate_run(
-        args.run_dir, config, args.split, args.tasks, args.overrides, iteration
+        args.run_dir, config, args.split, args.tasks, args.overrides, iteration, args.task_file
     )
     at = "" if iteration is None else f" at iteration {iteration}"
+    if args.task_file is not None:
+        changed += f", tasks of {args.task_file}"
     console.print(
         trainer.curve_table(
             curve, f"{args.run_dir}{at} ({args.split}, {curve.num_tasks} tasks{changed})", config

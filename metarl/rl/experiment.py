@@ -204,6 +204,27 @@ class RLExperiment:
         """Return after 0..``eval.steps`` inner steps on held-out tasks (mean, s.e. over tasks)."""
         tasks_rng, noise_rng = self._eval_rngs(split)
         tasks = self.task_env.sample_tasks(num_tasks or self.cfg.eval.tasks, tasks_rng)
+        return self._adaptation_curve(tasks, noise_rng)
+
+    def evaluate_on(self, tasks: list[dict], split: str = "test") -> AdaptationCurve:
+        """:meth:`evaluate` on given task dicts instead of drawn ones (e.g. a paper's own test
+        tasks; completed and validated as :meth:`adapt_to_tasks` does), with ``split``'s
+        exploration-noise stream."""
+        _, noise_rng = self._eval_rngs(split)
+        return self._adaptation_curve(self._valid_tasks(tasks), noise_rng)
+
+    def _valid_tasks(self, tasks: list[dict]) -> list[dict]:
+        """Task dicts completed with the unmodified env's values for a dynamics family's
+        parameters left out (``envs`` ``complete_task``), each checked by the env's ``set_task``
+        (a ``ValueError`` that names the valid keys and ranges)."""
+        tasks = [self.task_env.complete_task(task) for task in tasks]
+        for task in tasks:
+            self.task_env.set_task(task)
+        return tasks
+
+    def _adaptation_curve(
+        self, tasks: list[dict], noise_rng: np.random.Generator
+    ) -> AdaptationCurve:
         values, _ = self.inner.adaptation_returns(
             self.sampler,
             named_params(self.policy),
@@ -228,11 +249,7 @@ class RLExperiment:
         """
         if steps < 0 or episodes < 1:
             raise ValueError(f"need steps >= 0 and episodes >= 1, got {steps} and {episodes}")
-        # parameters left out take the unmodified env's values (dynamics families); the env
-        # validates: ValueError names valid keys and ranges
-        tasks = [self.task_env.complete_task(task) for task in tasks]
-        for task in tasks:
-            self.task_env.set_task(task)
+        tasks = self._valid_tasks(tasks)
         rng = np.random.default_rng([self.cfg.seed, 11])
         params = named_params(self.policy)
         values, adapted = self.inner.adaptation_returns(

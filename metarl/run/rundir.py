@@ -98,11 +98,15 @@ def evaluation_path(
     num_tasks: int,
     overrides: Sequence[str] = (),
     iteration: int | None = None,
+    task_file: Path | None = None,
 ) -> Path:
     """``evaluations/<split>-<n>tasks.json``, or ``...-<overrides>.json`` for an evaluation under
     changed keys (``eval.inner_lrs=[0.2,0.1]``: ``test-40tasks-eval.inner_lrs=_0.2,0.1_.json``);
-    a kept checkpoint's (``iteration``) ends in ``-iteration-N``."""
+    a kept checkpoint's (``iteration``) ends in ``-iteration-N``; one on a task file's tasks
+    names the file (``test-40tasks-maml_code_half_cheetah_vel.json``)."""
     name = f"{split}-{num_tasks}tasks"
+    if task_file is not None:
+        name += f"-{Path(task_file).stem}"
     if iteration is not None:
         name += f"-iteration-{iteration}"
     if overrides:

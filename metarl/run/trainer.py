@@ -42,6 +42,7 @@ from .rundir import (
     run_checkpoint,
 )
 from .stop import RunStopped, stop_after_iteration
+from .task_file import read_task_file
 
 
 def run_device(config: BaseModel) -> torch.device:
@@ -323,13 +324,18 @@ def evaluate_run(
     tasks: int | None,
     overrides: Sequence[str] = (),
     iteration: int | None = None,
+    task_file: Path | None = None,
 ) -> AdaptationCurve:
     """Re-evaluate the last checkpoint of a run (or the one kept at ``iteration``); writes
     ``evaluations/<split>-<tasks>tasks.json`` (``...-iteration-N.json`` for a kept one), or,
     when ``config`` differs from the run's by ``overrides`` (``env.kwargs.velocity=com``),
-    ``...-<overrides>.json`` with the overrides recorded."""
+    ``...-<overrides>.json`` with the overrides recorded. With ``task_file``, on the tasks it
+    lists (meta-RL runs; ``...-<file name>.json``, the file and its tasks recorded)."""
+    task_list = None if task_file is None else read_task_file(task_file)
     with restored_experiment(run_dir, config, iteration) as (experiment, state):
-        return evaluate_restored(experiment, state, run_dir, split, tasks, overrides, iteration)
+        return evaluate_restored(
+            experiment, state, run_dir, split, tasks, overrides, iteration, task_file, task_list
+        )
 
 
 def evaluate_restored(
@@ -340,11 +346,26 @@ def evaluate_restored(
     tasks: int | None,
     overrides: Sequence[str] = (),
     iteration: int | None = None,
+    task_file: Path | None = None,
+    task_list: list[dict] | None = None,
 ) -> AdaptationCurve:
     """:func:`evaluate_run`'s evaluation and record, of an experiment already restored from
-    ``state`` (the checkpoint of the run's last iteration, or the one kept at ``iteration``)."""
-    curve = experiment.evaluate(tasks, split)
-    out = evaluation_path(run_dir, split, curve.num_tasks, overrides, iteration)
+    ``state`` (the checkpoint of the run's last iteration, or the one kept at ``iteration``);
+    on ``task_list`` (read from ``task_file``) when given."""
+    if task_list is None:
+        curve = experiment.evaluate(tasks, split)
+    else:
+        evaluate_on = getattr(experiment, "evaluate_on", None)
+        if evaluate_on is None:
+            raise UserError(
+                "--task-file lists meta-RL tasks; this run's domain draws its own test tasks "
+                "(use --tasks N)"
+            )
+        try:
+            curve = evaluate_on(task_list, split)
+        except ValueError as e:  # the env names the valid keys and ranges
+            raise UserError(f"{task_file}: {e}") from None
+    out = evaluation_path(run_dir, split, curve.num_tasks, overrides, iteration, task_file)
     out.parent.mkdir(exist_ok=True)
     device = device_summary(experiment_device(experiment))
     record = {"iteration": state["iteration"], "split": split, **device, "eval": curve.as_dict()}
@@ -353,5 +374,7 @@ def evaluate_restored(
         record["train/env_steps"] = float(env_steps)
     if overrides:
         record["overrides"] = list(overrides)
+    if task_list is not None:
+        record["task_file"], record["tasks"] = str(task_file), task_list
     out.write_text(json.dumps(record, indent=2))
     return curve

@@ -364,3 +364,12 @@ def test_mid_run_evaluations_are_one_split_and_the_final_test_row_is_the_summary
     again = json.loads((run / "evaluations" / "val-20tasks.json").read_text())["eval"]["mean"]
     assert [val[-1][f"eval/mse_step{s}"] for s in range(3)] == pytest.approx(again, rel=1e-6)
     assert again != pytest.approx(summary, rel=1e-3)  # another split: other tasks
+
+
+def test_a_task_file_is_refused_for_a_few_shot_run(trained, tmp_path):
+    """Few-shot runs draw their own test episodes; a meta-RL task list is refused by name."""
+    tasks = tmp_path / "tasks.json"
+    tasks.write_text(json.dumps([{"velocity": 1.0}]))
+    res = run_cli("evaluate", str(trained), "--task-file", str(tasks))
+    assert res.returncode == 2 and "--task-file lists meta-RL tasks" in res.stderr, res.stderr
+    assert not (trained / "evaluations" / "test-1tasks-tasks.json").exists()
