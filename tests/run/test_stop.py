@@ -12,15 +12,20 @@ from metarl.run.stop import RunStopped, stop_after_iteration
 
 
 def test_first_signal_asks_second_interrupts_and_handlers_come_back(capsys):
-    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    with stop_after_iteration() as stop:
-        assert stop.signal_name is None
-        os.kill(os.getpid(), signal.SIGTERM)  # delivered before the next bytecode
-        assert stop.signal_name == "SIGTERM"
-        assert "SIGTERM: stopping once this iteration is done" in capsys.readouterr().err
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-    assert {s: signal.getsignal(s) for s in before} == before
+    # SIGINT handled as in a terminal, also when the suite runs from `cmd &` (SIGINT ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        with stop_after_iteration() as stop:
+            assert stop.signal_name is None
+            os.kill(os.getpid(), signal.SIGTERM)  # delivered before the next bytecode
+            assert stop.signal_name == "SIGTERM"
+            assert "SIGTERM: stopping once this iteration is done" in capsys.readouterr().err
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+        assert {s: signal.getsignal(s) for s in before} == before
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_an_ignored_sigint_stays_ignored():
