@@ -6,7 +6,10 @@ user would, then compares its ``metrics.jsonl`` and ``summary.json`` with the co
 ``*time_s``) and the description of the machine (``device``, ``device_name``) are dropped before
 comparing; everything else must be equal exactly (floats included; keys that only the new run
 has, a metric added since the references were recorded, are listed, not compared), so the check is only
-meaningful on the machine and torch build that recorded it (on the CPU).
+meaningful on the machine and library builds that recorded it (on the CPU): the same commit gives
+other last digits on another CPU or another build of torch, NumPy, MuJoCo or Pillow. Each
+reference therefore stores the machine it was recorded on (``machine``: the CPU's model name and
+those libraries' versions), and a comparison on a different one says so beside its result.
 
     python scripts/check_reference_outputs.py                 # compare every case
     python scripts/check_reference_outputs.py --only nav_maml  # one case
@@ -25,9 +28,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import platform
 import subprocess
 import sys
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,10 +79,37 @@ CASES: dict[str, tuple[str, int, int, list[str]]] = {
         2,
         ["train.num_threads=1"],
     ),
+    # normalised observations and exact curvature, which the Dir case does not reach
+    "half_cheetah_vel": (
+        "configs/maml_trpo/half_cheetah_vel.yaml",
+        2,
+        2,
+        ["train.num_threads=1"],
+    ),
 }
 
 
 MACHINE_KEYS = ("device", "device_name")
+LIBRARIES = ("torch", "numpy", "mujoco", "gymnasium", "pillow")
+
+
+def machine() -> dict[str, str]:
+    """What the exact numbers depend on besides the code: the CPU model and library versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    found = {"cpu": cpu}
+    for name in LIBRARIES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
 
 
 def _numeric(record: dict) -> dict:
@@ -149,19 +181,23 @@ def main() -> int:
         stored = STORE / f"{name}.json"
         if args.record:
             STORE.mkdir(exist_ok=True)
-            stored.write_text(json.dumps(outputs, indent=1) + "\n")
+            stored.write_text(json.dumps({"machine": machine(), **outputs}, indent=1) + "\n")
             print(f"{name}: recorded {len(outputs['metrics'])} metric lines -> {stored}")
             continue
         if not stored.exists():
             print(f"{name}: no reference at {stored}; record one with --record")
             failed += 1
             continue
+        reference = json.loads(stored.read_text())
+        recorded_on = reference.pop("machine", None)
         new: set[str] = set()
-        difference = first_difference(json.loads(stored.read_text()), outputs, new=new)
+        difference = first_difference(reference, outputs, new=new)
         if difference:
             failed += 1
         added = f" (new keys, not compared: {', '.join(sorted(new))})" if new else ""
         print(f"{name}: {'DIFFERS at ' + difference if difference else 'identical'}{added}")
+        if recorded_on != machine():
+            print(f"  recorded on {recorded_on or 'an unrecorded machine'}; this is {machine()}")
     return 1 if failed else 0
 
 
