@@ -8,9 +8,14 @@ paper on the paper's targets rather than on 40 of its own:
 
 - ``test_maml_point.py``: goals ``uniform(-0.5, 0.5, size=(40, 2))`` (2D navigation);
 - ``test_maml_cheetah.py``: velocities ``uniform(0.0, 2.0, size=(40,))`` (HalfCheetahVel);
-- ``test_maml_ant.py``: velocities ``uniform(0.0, 3.0, size=(40,))`` (AntVel).
+- ``test_maml_ant.py``: velocities ``uniform(0.0, 3.0, size=(40,))`` (AntVel);
+- ``test_maml_cheetah_direc.py``: ``uniform(0.0, 2.0, size=(40,))`` after ``np.random.seed(1)``,
+  each value passed to rllab's ``HalfCheetahEnvRandDirec``, whose ``reset`` runs backward
+  (direction -1) below 1.0 and forward (+1) from it: 22 backward, 18 forward (HalfCheetahDir);
+- ``test_maml_ant_direc.py``: ``uniform(0.0, 3.0, size=(40,))`` after ``np.random.seed(2)``,
+  backward below 1.5 (``AntEnvRandDirec.reset``) (AntDir).
 
-    python scripts/maml_code_test_tasks.py   # rewrites the three files
+    python scripts/maml_code_test_tasks.py   # rewrites the five files
 """
 
 from __future__ import annotations
@@ -22,28 +27,53 @@ import numpy as np
 
 OUT = Path(__file__).resolve().parent.parent / "configs" / "tasks"
 
-# file stem -> (the authors' script, task key, low, high, shape of the draw)
-TASK_SETS: dict[str, tuple[str, str, float, float, tuple[int, ...]]] = {
-    "maml_code_navigation2d": ("test_maml_point.py", "goal", -0.5, 0.5, (40, 2)),
-    "maml_code_half_cheetah_vel": ("test_maml_cheetah.py", "velocity", 0.0, 2.0, (40,)),
-    "maml_code_ant_vel": ("test_maml_ant.py", "velocity", 0.0, 3.0, (40,)),
+# file stem -> (the authors' script, task key, seed, low, high, shape of the draw, and for the
+# direction tasks the value from which the rllab env runs forward; None: the value is the task)
+TASK_SETS: dict[str, tuple[str, str, int, float, float, tuple[int, ...], float | None]] = {
+    "maml_code_navigation2d": ("test_maml_point.py", "goal", 1, -0.5, 0.5, (40, 2), None),
+    "maml_code_half_cheetah_vel": ("test_maml_cheetah.py", "velocity", 1, 0.0, 2.0, (40,), None),
+    "maml_code_ant_vel": ("test_maml_ant.py", "velocity", 1, 0.0, 3.0, (40,), None),
+    "maml_code_half_cheetah_dir": (
+        "test_maml_cheetah_direc.py",
+        "direction",
+        1,
+        0.0,
+        2.0,
+        (40,),
+        1.0,
+    ),
+    "maml_code_ant_dir": ("test_maml_ant_direc.py", "direction", 2, 0.0, 3.0, (40,), 1.5),
 }
 
 
-def maml_code_tasks(key: str, low: float, high: float, shape: tuple[int, ...]) -> list[dict]:
-    """The draw ``np.random.seed(1); np.random.uniform(low, high, size=shape)`` as task dicts."""
-    values = np.random.RandomState(1).uniform(low, high, size=shape)
+def maml_code_tasks(
+    key: str,
+    seed: int,
+    low: float,
+    high: float,
+    shape: tuple[int, ...],
+    forward_from: float | None = None,
+) -> list[dict]:
+    """The draw ``np.random.seed(seed); np.random.uniform(low, high, size=shape)`` as task
+    dicts; with ``forward_from``, each value becomes the direction its rllab env runs in
+    (-1 below it, +1 from it)."""
+    values = np.random.RandomState(seed).uniform(low, high, size=shape)
+    if forward_from is not None:
+        return [{key: -1.0 if v < forward_from else 1.0} for v in values]
     return [{key: v.tolist()} for v in values]
 
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    for stem, (script, key, low, high, shape) in TASK_SETS.items():
+    for stem, (script, key, seed, low, high, shape, forward_from) in TASK_SETS.items():
         source = (
-            f"cbfinn/maml_rl maml_examples/{script}: np.random.seed(1); "
+            f"cbfinn/maml_rl maml_examples/{script}: np.random.seed({seed}); "
             f"np.random.uniform({low}, {high}, size={shape}), the paper's 40 test tasks"
         )
-        text = json.dumps({"source": source, "tasks": maml_code_tasks(key, low, high, shape)})
+        if forward_from is not None:
+            source += f" (direction -1 below {forward_from}, +1 from it, as the env's reset)"
+        tasks = maml_code_tasks(key, seed, low, high, shape, forward_from)
+        text = json.dumps({"source": source, "tasks": tasks})
         (OUT / f"{stem}.json").write_text(text + "\n")
         print(f"wrote {OUT / stem}.json")
 

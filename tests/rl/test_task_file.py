@@ -93,3 +93,22 @@ def test_shipped_task_files_are_the_maml_codes_draws(stem, key, low, high, shape
     unit = np.random.RandomState(1).random_sample(3)
     assert np.allclose(unit, [0.417022004702574, 0.7203244934421581, 0.00011437481734488664])
     assert np.allclose(got.reshape(-1)[:3], low + (high - low) * unit)
+
+
+@pytest.mark.parametrize(
+    ("stem", "seed", "high", "forward_from", "backward"),
+    [
+        ("maml_code_half_cheetah_dir", 1, 2.0, 1.0, 22),
+        ("maml_code_ant_dir", 2, 3.0, 1.5, 25),
+    ],
+)
+def test_shipped_direction_files_follow_the_rllab_envs_reset(
+    stem, seed, high, forward_from, backward
+):
+    """The authors' direction scripts draw ``uniform(0, high)`` after ``np.random.seed(seed)``
+    and hand each value to an rllab env whose ``reset`` runs backward below ``forward_from``
+    and forward from it; the shipped files hold those directions, in that order."""
+    tasks = read_task_file(TASKS / f"{stem}.json")
+    drawn = np.random.RandomState(seed).uniform(0.0, high, size=40)
+    assert [t["direction"] for t in tasks] == [1.0 if v >= forward_from else -1.0 for v in drawn]
+    assert sum(t["direction"] == -1.0 for t in tasks) == backward
