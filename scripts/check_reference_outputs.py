@@ -175,13 +175,14 @@ def main() -> int:
     parser.add_argument("--record", action="store_true", help="overwrite the stored references")
     args = parser.parse_args()
     names = args.only or list(CASES)
+    here = machine()
     failed = 0
     for name in names:
         outputs = run_case(name)
         stored = STORE / f"{name}.json"
         if args.record:
             STORE.mkdir(exist_ok=True)
-            stored.write_text(json.dumps({"machine": machine(), **outputs}, indent=1) + "\n")
+            stored.write_text(json.dumps({"machine": here, **outputs}, indent=1) + "\n")
             print(f"{name}: recorded {len(outputs['metrics'])} metric lines -> {stored}")
             continue
         if not stored.exists():
@@ -196,8 +197,8 @@ def main() -> int:
             failed += 1
         added = f" (new keys, not compared: {', '.join(sorted(new))})" if new else ""
         print(f"{name}: {'DIFFERS at ' + difference if difference else 'identical'}{added}")
-        if recorded_on != machine():
-            print(f"  recorded on {recorded_on or 'an unrecorded machine'}; this is {machine()}")
+        if recorded_on != here:
+            print(f"  recorded on {recorded_on or 'an unrecorded machine'}; this is {here}")
     return 1 if failed else 0
 
 

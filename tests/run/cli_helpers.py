@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +26,19 @@ def quick_args(iterations: int = 40, log_every: int = 5, checkpoint_every: int =
 
 
 QUICK = quick_args()
+
+
+@contextmanager
+def terminal_sigint() -> Iterator[None]:
+    """SIGINT handled as a terminal's Ctrl-C has it (KeyboardInterrupt), also when the suite was
+    started in the background by a script: ``cmd &`` ignores SIGINT and children inherit that,
+    while a Python handler, unlike SIG_IGN, is reset to the default at exec, so a child started
+    inside this block sees SIGINT too."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_cli(

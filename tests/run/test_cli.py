@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import QUICK, SINUSOID, quick_args, run_cli
+from cli_helpers import QUICK, SINUSOID, quick_args, run_cli, terminal_sigint
 from PIL import Image
 
 from metarl.run.metrics import read_metrics
@@ -213,16 +213,10 @@ def uninterrupted(tmp_path_factory):
 def _train_in_background(run_dir: Path, stderr=subprocess.DEVNULL) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "metarl.cli", "train", str(SINUSOID), "--run-dir", str(run_dir)]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    # SIGINT as a terminal's Ctrl-C sends it: not ignored in the child, also when this suite was
-    # started in the background by a script (`cmd &` ignores SIGINT, and children inherit that;
-    # a Python handler, unlike SIG_IGN, is reset to the default at exec)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
+    with terminal_sigint():  # the child sees SIGINT as from a terminal
         return subprocess.Popen(
             [*cmd, *LONG], env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True
         )
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _wait_until(proc: subprocess.Popen, reached) -> None:

@@ -7,14 +7,13 @@ import os
 import signal
 
 import pytest
+from cli_helpers import terminal_sigint
 
 from metarl.run.stop import RunStopped, stop_after_iteration
 
 
 def test_first_signal_asks_second_interrupts_and_handlers_come_back(capsys):
-    # SIGINT handled as in a terminal, also when the suite runs from `cmd &` (SIGINT ignored)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
+    with terminal_sigint():  # also when the suite runs from `cmd &` (SIGINT ignored)
         before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         with stop_after_iteration() as stop:
             assert stop.signal_name is None
@@ -24,8 +23,6 @@ def test_first_signal_asks_second_interrupts_and_handlers_come_back(capsys):
             with pytest.raises(KeyboardInterrupt):
                 os.kill(os.getpid(), signal.SIGINT)
         assert {s: signal.getsignal(s) for s in before} == before
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def test_an_ignored_sigint_stays_ignored():
