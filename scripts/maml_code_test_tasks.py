@@ -22,28 +22,39 @@ its own:
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 OUT = Path(__file__).resolve().parent.parent / "configs" / "tasks"
 
-# file stem -> (the authors' script, task key, seed, low, high, shape of the draw, and for the
-# direction tasks the value from which the rllab env runs forward; None: the value is the task)
-TASK_SETS: dict[str, tuple[str, str, int, float, float, tuple[int, ...], float | None]] = {
-    "maml_code_navigation2d": ("test_maml_point.py", "goal", 1, -0.5, 0.5, (40, 2), None),
-    "maml_code_half_cheetah_vel": ("test_maml_cheetah.py", "velocity", 1, 0.0, 2.0, (40,), None),
-    "maml_code_ant_vel": ("test_maml_ant.py", "velocity", 1, 0.0, 3.0, (40,), None),
-    "maml_code_half_cheetah_dir": (
-        "test_maml_cheetah_direc.py",
-        "direction",
-        1,
-        0.0,
-        2.0,
-        (40,),
-        1.0,
+
+@dataclass(frozen=True)
+class TaskDraw:
+    """One test script's draw: ``np.random.seed(seed); np.random.uniform(low, high, size=shape)``."""
+
+    script: str  # in maml_examples/ of cbfinn/maml_rl
+    key: str  # the task key the values go to
+    seed: int
+    low: float
+    high: float
+    shape: tuple[int, ...]
+    # direction tasks: the value from which the rllab env runs forward; None: the value is the task
+    forward_from: float | None = None
+
+
+# file stem (in configs/tasks/) -> the draw
+TASK_SETS: dict[str, TaskDraw] = {
+    "maml_code_navigation2d": TaskDraw("test_maml_point.py", "goal", 1, -0.5, 0.5, (40, 2)),
+    "maml_code_half_cheetah_vel": TaskDraw("test_maml_cheetah.py", "velocity", 1, 0.0, 2.0, (40,)),
+    "maml_code_ant_vel": TaskDraw("test_maml_ant.py", "velocity", 1, 0.0, 3.0, (40,)),
+    "maml_code_half_cheetah_dir": TaskDraw(
+        "test_maml_cheetah_direc.py", "direction", 1, 0.0, 2.0, (40,), forward_from=1.0
     ),
-    "maml_code_ant_dir": ("test_maml_ant_direc.py", "direction", 2, 0.0, 3.0, (40,), 1.5),
+    "maml_code_ant_dir": TaskDraw(
+        "test_maml_ant_direc.py", "direction", 2, 0.0, 3.0, (40,), forward_from=1.5
+    ),
 }
 
 
@@ -66,14 +77,14 @@ def maml_code_tasks(
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    for stem, (script, key, seed, low, high, shape, forward_from) in TASK_SETS.items():
+    for stem, d in TASK_SETS.items():
         source = (
-            f"cbfinn/maml_rl maml_examples/{script}: np.random.seed({seed}); "
-            f"np.random.uniform({low}, {high}, size={shape}), the paper's 40 test tasks"
+            f"cbfinn/maml_rl maml_examples/{d.script}: np.random.seed({d.seed}); "
+            f"np.random.uniform({d.low}, {d.high}, size={d.shape}), the paper's 40 test tasks"
         )
-        if forward_from is not None:
-            source += f" (direction -1 below {forward_from}, +1 from it, as the env's reset)"
-        tasks = maml_code_tasks(key, seed, low, high, shape, forward_from)
+        if d.forward_from is not None:
+            source += f" (direction -1 below {d.forward_from}, +1 from it, as the env's reset)"
+        tasks = maml_code_tasks(d.key, d.seed, d.low, d.high, d.shape, d.forward_from)
         text = json.dumps({"source": source, "tasks": tasks})
         (OUT / f"{stem}.json").write_text(text + "\n")
         print(f"wrote {OUT / stem}.json")
