@@ -232,6 +232,23 @@ def test_evaluation_on_the_batched_env_equals_single_wrapped_envs(method, monkey
     experiment.close()
 
 
+@pytest.mark.parametrize("method", ["oracle", "rl2"])
+def test_given_tasks_are_evaluated_by_the_baselines_own_model(method):
+    """``metarl evaluate --task-file``: the oracle and RL² run their SB3 model on the listed
+    tasks (not MAML's inner loop on an untrained metarl policy), so the split's own tasks given
+    as a list evaluate exactly as drawn, and other tasks give other returns."""
+    experiment = build(baseline_config(method, episodes_per_trial=2))
+    experiment.train_iteration(0)
+    drawn = experiment.evaluate(4)
+    tasks, _ = experiment.eval_tasks(4, "test")
+    given = experiment.evaluate_on(tasks)
+    assert given.steps == drawn.steps == ([0, 1] if method == "rl2" else [0])
+    np.testing.assert_array_equal(given.mean, drawn.mean)
+    other = experiment.evaluate_on([{"goal": [0.4, -0.3]}] * 4)
+    assert other.mean != drawn.mean
+    experiment.close()
+
+
 def test_env_steps_per_iteration_must_be_whole_rollouts():
     with pytest.raises(ValueError, match=r"multiple of one rollout, n_steps x num_envs = 64 x 2"):
         build(baseline_config("pretrained", env_steps_per_iteration=100))
