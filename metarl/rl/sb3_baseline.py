@@ -233,34 +233,23 @@ class SB3BaselineExperiment(RLExperiment):
         return out
 
     # -- evaluation ---------------------------------------------------------------------------
-    def evaluate(self, num_tasks: int | None = None, split: str = "test") -> AdaptationCurve:
-        """``pretrained``: MAML's adaptation curve (the same code); ``oracle``: one point, the
-        return without adaptation; ``rl2``: the return of each episode of a trial."""
+    def _adaptation_curve(
+        self, tasks: list[dict], noise_rng: np.random.Generator
+    ) -> AdaptationCurve:
+        """The evaluation behind :meth:`evaluate` (drawn tasks) and :meth:`evaluate_on` (listed
+        ones, ``metarl evaluate --task-file``): ``pretrained``: MAML's adaptation curve (the same
+        code); ``oracle``: one point, the return without adaptation; ``rl2``: the return of each
+        episode of a trial; the oracle and RL² run their own SB3 model."""
         if self.baseline.method == "pretrained":
-            return super().evaluate(num_tasks, split)
-        return self._curve(*self.eval_tasks(num_tasks, split))
-
-    def evaluate_on(self, tasks: list[dict], split: str = "test") -> AdaptationCurve:
-        """:meth:`evaluate` on given task dicts (``metarl evaluate --task-file``): the oracle and
-        RL² run their own SB3 model on them, with ``split``'s seed, as on drawn tasks."""
-        if self.baseline.method == "pretrained":
-            return super().evaluate_on(tasks, split)
-        return self._curve(self._valid_tasks(tasks), self._eval_seed(split))
+            return super()._adaptation_curve(tasks, noise_rng)
+        returns = self._task_returns(tasks, int(noise_rng.integers(2**31)))
+        return summarize("return", torch.tensor(returns.T, dtype=torch.float64))  # [points, tasks]
 
     def eval_tasks(self, num_tasks: int | None, split: str) -> tuple[list[dict], int]:
         """The tasks of ``split`` that :meth:`evaluate` uses and the seed of its episodes."""
-        tasks_rng, _ = self._eval_rngs(split)
+        tasks_rng, noise_rng = self._eval_rngs(split)
         tasks = self.task_env.sample_tasks(num_tasks or self.cfg.eval.tasks, tasks_rng)
-        return tasks, self._eval_seed(split)
-
-    def _eval_seed(self, split: str) -> int:
-        """The seed of ``split``'s evaluation episodes (whichever tasks they run on)."""
-        _, noise_rng = self._eval_rngs(split)
-        return int(noise_rng.integers(2**31))
-
-    def _curve(self, tasks: list[dict], seed: int) -> AdaptationCurve:
-        returns = self._task_returns(tasks, seed)
-        return summarize("return", torch.tensor(returns.T, dtype=torch.float64))  # [points, tasks]
+        return tasks, int(noise_rng.integers(2**31))
 
     def _task_returns(self, tasks: list[dict], seed: int) -> np.ndarray:
         """``[tasks, points]``: the mean return over ``eval.episodes_per_task`` episodes
