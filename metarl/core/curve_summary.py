@@ -21,6 +21,11 @@ class AdaptationCurve:
     ``value after steps[i] - value after steps[0]`` (paired: each task against itself, so the
     spread between tasks cancels); 0 for the first point. Whether adapting helps is the gain
     against this, not against ``stderr``. Empty in summaries written before it existed.
+
+    ``values[i][t]``: task ``t``'s own value after ``steps[i]`` inner steps (which tasks a
+    mean misses), and ``tasks[t]`` that task's description where the domain has one (a
+    meta-RL task dict, as ``metarl evaluate --task-file`` reads it); both empty in summaries
+    written before they existed, ``tasks`` also where the domain has none (few-shot).
     """
 
     metric: str
@@ -31,18 +36,25 @@ class AdaptationCurve:
     num_tasks: int
     median: list[float]
     gain_stderr: list[float] = field(default_factory=list)
+    values: list[list[float]] = field(default_factory=list)
+    tasks: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def summarize(metric: str, values: Tensor, steps: list[int] | None = None) -> AdaptationCurve:
-    """Summarise ``values`` shaped ``[len(steps), tasks]`` (one row per number of inner steps);
-    computed on the CPU in float64 wherever the values were computed."""
+def summarize(
+    metric: str, values: Tensor, steps: list[int] | None = None, tasks: list[dict] | None = None
+) -> AdaptationCurve:
+    """Summarise ``values`` shaped ``[len(steps), tasks]`` (one row per number of inner steps),
+    column ``t`` being ``tasks[t]`` if given; computed on the CPU in float64 wherever the values
+    were computed."""
     values = torch.as_tensor(values).detach().to(device="cpu", dtype=torch.float64)
     if values.dim() != 2:
         raise ValueError(f"values must be [steps, tasks], got shape {tuple(values.shape)}")
     n = values.shape[1]
+    if tasks is not None and len(tasks) != n:
+        raise ValueError(f"{len(tasks)} task descriptions for {n} tasks' values")
     steps = list(range(values.shape[0])) if steps is None else list(steps)
     mean = values.mean(1)
     std = values.std(1, unbiased=True) if n > 1 else torch.zeros_like(mean)
@@ -59,4 +71,6 @@ def summarize(metric: str, values: Tensor, steps: list[int] | None = None) -> Ad
         # a diverged task (NaN) counts as the worst value, so the median stays defined
         median=[float(x) for x in values.nan_to_num(nan=math.inf).median(1).values],
         gain_stderr=[float(x) for x in gain_std / math.sqrt(n)],
+        values=values.tolist(),
+        tasks=[] if tasks is None else list(tasks),
     )

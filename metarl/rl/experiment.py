@@ -235,7 +235,7 @@ class RLExperiment:
             self.cfg.eval.inner_lrs,
             self.learned_lrs(),
         )
-        return summarize("return", values)
+        return summarize("return", values, tasks=tasks)
 
     def adapt_to_tasks(
         self, tasks: list[dict], steps: int, episodes: int

@@ -243,7 +243,8 @@ class SB3BaselineExperiment(RLExperiment):
         if self.baseline.method == "pretrained":
             return super()._adaptation_curve(tasks, noise_rng)
         returns = self._task_returns(tasks, int(noise_rng.integers(2**31)))
-        return summarize("return", torch.tensor(returns.T, dtype=torch.float64))  # [points, tasks]
+        points = torch.tensor(returns.T, dtype=torch.float64)  # [points, tasks]
+        return summarize("return", points, tasks=tasks)
 
     def eval_tasks(self, num_tasks: int | None, split: str) -> tuple[list[dict], int]:
         """The tasks of ``split`` that :meth:`evaluate` uses and the seed of its episodes."""

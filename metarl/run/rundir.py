@@ -8,7 +8,8 @@
         tensorboard/         the same scalars as events
         checkpoints/last.pt  written atomically every train.checkpoint_every iterations
         checkpoints/iteration-N.pt  kept every train.keep_checkpoints_every (if set)
-        summary.json         the final evaluation (eval.metric, steps, mean, ci95, stderr, gain_stderr, ...)
+        summary.json         the final evaluation (eval.metric, steps, mean, ci95, stderr, gain_stderr,
+                             each task's values and, meta-RL, its task dict)
         evaluations/         re-evaluations (``metarl evaluate``), one JSON file each
         *.png                the domain's plots
 """

@@ -375,6 +375,6 @@ def evaluate_restored(
     if overrides:
         record["overrides"] = list(overrides)
     if task_list is not None:
-        record["task_file"], record["tasks"] = str(task_file), task_list
+        record["task_file"] = str(task_file)  # its tasks, completed, are the curve's
     out.write_text(json.dumps(record, indent=2))
     return curve

@@ -150,6 +150,18 @@ def test_summarize_custom_steps_single_task_and_shape_check():
         summarize("loss", torch.ones(5))
 
 
+def test_summary_keeps_each_tasks_value_beside_its_description():
+    values = torch.tensor([[1.0, -7.0, 3.0], [2.0, 5.0, float("nan")]], dtype=F64)
+    tasks = [{"goal": [0.1, 0.2]}, {"goal": [0.3, 0.4]}, {"goal": [0.5, 0.6]}]
+    s = summarize("return", values, tasks=tasks)
+    assert s.values[0] == [1.0, -7.0, 3.0]
+    assert s.values[1][:2] == [2.0, 5.0] and math.isnan(s.values[1][2])
+    assert s.tasks == tasks and s.as_dict()["tasks"] == tasks
+    assert summarize("loss", values[:, :2]).tasks == []  # a domain without descriptions
+    with pytest.raises(ValueError, match="2 task descriptions for 3 tasks"):
+        summarize("return", values, tasks=tasks[:2])
+
+
 def test_standalone_adaptation_curve_with_stateful_step():
     # curve.adaptation_curve threads step_fn's state: a step that moves every parameter by
     # -(state + 1) * 0.01 (state = number of previous steps) gives phi_k = theta - 0.01 k(k+1)/2

@@ -40,13 +40,18 @@ def test_evaluate_task_file_from_the_cli(tmp_path, capsys):
     config.write_text(yaml.safe_dump(data))
     run = tmp_path / "run"
     assert main(["train", str(config), "--run-dir", str(run), "--eval-tasks", "4"]) == 0
-    far, near = [0.45, 0.45], [0.01, 0.0]  # from the start (0, 0): far goals cost more
+    far, near = [0.45, 0.45], [0.01, 0.0]
     tasks = tmp_path / "goals.json"
     tasks.write_text(json.dumps({"source": "a test", "tasks": [{"goal": far}, {"goal": near}]}))
     assert main(["evaluate", str(run), "--task-file", str(tasks)]) == 0
     saved = json.loads((run / "evaluations" / "test-2tasks-goals.json").read_text())
-    assert saved["tasks"] == [{"goal": far}, {"goal": near}]
-    assert saved["task_file"] == str(tasks) and saved["eval"]["num_tasks"] == 2
+    curve = saved["eval"]
+    assert curve["tasks"] == [{"goal": far}, {"goal": near}]
+    assert saved["task_file"] == str(tasks) and curve["num_tasks"] == 2
+    # each task's own return after 0, 1, ... steps, in the file's order; the means are theirs
+    assert len(curve["values"]) == len(curve["steps"])
+    for row, mean in zip(curve["values"], curve["mean"]):
+        assert len(row) == 2 and mean == pytest.approx(sum(row) / 2, rel=1e-12)
     assert "tasks of" in capsys.readouterr().out
 
     bad = tmp_path / "bad.json"
