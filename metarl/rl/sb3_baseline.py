@@ -242,7 +242,7 @@ class SB3BaselineExperiment(RLExperiment):
         episode of a trial; the oracle and RL² run their own SB3 model."""
         if self.baseline.method == "pretrained":
             return super()._adaptation_curve(tasks, noise_rng)
-        returns = self._task_returns(tasks, int(noise_rng.integers(2**31)))
+        returns = self._task_returns(tasks, _episode_seed(noise_rng))
         points = torch.tensor(returns.T, dtype=torch.float64)  # [points, tasks]
         return summarize("return", points, tasks=tasks)
 
@@ -250,7 +250,7 @@ class SB3BaselineExperiment(RLExperiment):
         """The tasks of ``split`` that :meth:`evaluate` uses and the seed of its episodes."""
         tasks_rng, noise_rng = self._eval_rngs(split)
         tasks = self.task_env.sample_tasks(num_tasks or self.cfg.eval.tasks, tasks_rng)
-        return tasks, int(noise_rng.integers(2**31))
+        return tasks, _episode_seed(noise_rng)
 
     def _task_returns(self, tasks: list[dict], seed: int) -> np.ndarray:
         """``[tasks, points]``: the mean return over ``eval.episodes_per_task`` episodes
@@ -350,3 +350,9 @@ class SB3BaselineExperiment(RLExperiment):
     def close(self) -> None:
         self.train_env.close()
         super().close()
+
+
+def _episode_seed(noise_rng: np.random.Generator) -> int:
+    """The seed of an evaluation's SB3 episodes, drawn from the split's exploration-noise stream
+    (one place, so :meth:`SB3BaselineExperiment.eval_tasks` names the seed the evaluation uses)."""
+    return int(noise_rng.integers(2**31))

@@ -240,8 +240,8 @@ def test_given_tasks_are_evaluated_by_the_baselines_own_model(method):
     experiment = build(baseline_config(method, episodes_per_trial=2))
     experiment.train_iteration(0)
     drawn = experiment.evaluate(4)
-    tasks, _ = experiment.eval_tasks(4, "test")
-    given = experiment.evaluate_on(tasks)
+    given = experiment.evaluate_on(drawn.tasks)
+    assert experiment.eval_tasks(4, "test")[0] == drawn.tasks  # what the RL² script reads
     assert given.steps == drawn.steps == ([0, 1] if method == "rl2" else [0])
     np.testing.assert_array_equal(given.mean, drawn.mean)
     other = experiment.evaluate_on([{"goal": [0.4, -0.3]}] * 4)

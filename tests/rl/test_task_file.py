@@ -26,9 +26,9 @@ def test_evaluating_on_the_drawn_tasks_listed_equals_the_evaluation():
     exp = RLExperiment(small_config(iterations=1))
     try:
         exp.train_iteration(0)
-        drawn = exp.task_env.sample_tasks(6, exp._eval_rngs("test")[0])
-        listed = json.loads(json.dumps(drawn))  # as read back from a file
-        a, b = exp.evaluate(6, "test"), exp.evaluate_on(listed, "test")
+        a = exp.evaluate(6, "test")
+        listed = json.loads(json.dumps(a.tasks))  # the tasks it records, as read from a file
+        b = exp.evaluate_on(listed, "test")
     finally:
         exp.close()
     assert a.as_dict() == b.as_dict()
