@@ -11,8 +11,8 @@ goal from the start).
     python scripts/investigations/returns_by_task.py runs/ant_vel/s2/evaluations/test-40tasks-maml_code_ant_vel.json --key velocity --edges 0 1 2 3
     python scripts/investigations/returns_by_task.py runs/ant_goal/s1 --key goal --edges 0 1.5 3 4.25
 
-A run directory means its ``evaluations/test-<N>tasks.json`` (what ``metarl evaluate RUN``
-writes) when there is one, else its ``summary.json``. Bins are half-open, [lo, hi), except the
+A run directory means its ``summary.json`` (the evaluation at the end of training) when that
+keeps per-task returns, else ``metarl evaluate RUN``'s ``evaluations/test-<N>tasks.json``. Bins are half-open, [lo, hi), except the
 last, which includes its upper edge.
 """
 
@@ -24,12 +24,31 @@ import math
 import sys
 from pathlib import Path
 
+from metarl.run.rundir import evaluation_path
+
+
+def run_evaluation_file(run_dir: Path) -> Path:
+    """A run directory's evaluation with per-task returns: its ``summary.json`` if that has them,
+    else ``metarl evaluate``'s re-evaluation of the same checkpoint on as many test tasks."""
+    summary = run_dir / "summary.json"
+    if summary.is_file():
+        curve = json.loads(summary.read_text()).get("eval", {})
+        if curve.get("values") or "num_tasks" not in curve:
+            return summary
+        return evaluation_path(run_dir, "test", int(curve["num_tasks"]))
+    found = sorted(run_dir.glob("evaluations/test-*tasks.json"))  # a run copied out mid-training
+    if len(found) != 1:
+        raise SystemExit(
+            f"{run_dir} has no summary.json and {len(found)} test evaluations; pass the "
+            f"evaluation file itself"
+        )
+    return found[0]
+
 
 def load_evaluation(path: Path) -> dict:
     """The ``eval`` record of an evaluation file, or of a run directory's own evaluation."""
     if path.is_dir():
-        tests = sorted(path.glob("evaluations/test-*tasks.json"))
-        path = tests[0] if tests else path / "summary.json"
+        path = run_evaluation_file(path)
     if not path.is_file():
         raise SystemExit(
             f"{path}: no such evaluation file; pass a run directory or a JSON file it wrote"
