@@ -2,7 +2,7 @@
 
     metarl train CONFIG [--set k=v ...] [--run-dir DIR] [--seed N] [--iterations N] [--eval-tasks N]
                  [--device auto|cpu|cuda|cuda:N]
-    metarl train --resume RUN_DIR [--iterations N] [--device D]
+    metarl train --resume RUN_DIR [--iterations N] [--device D] [--set train.keep_checkpoints_every=N ...]
     metarl evaluate RUN_DIR [--split test] [--tasks N | --task-file F] [--device D] [--set env.k=v ...]
                     [--checkpoint N|all]
     metarl adapt RUN_DIR --task velocity=2.5 [--task ...] [--steps 3] [--episodes 20] [--video F [--video-before]]
@@ -50,7 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config value, e.g. --set algo.meta_batch_size=10 (repeatable)",
+        help="override a config value, e.g. --set algo.meta_batch_size=10 (repeatable; with "
+        "--resume only the train section's bookkeeping: log_every, checkpoint_every, "
+        "keep_checkpoints_every, num_threads)",
     )
     t.add_argument(
         "--run-dir", type=Path, help="where to write the run (default runs/<config>-<time>)"
@@ -248,16 +250,23 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     if args.device is not None:
         extra.append(f"train.device={args.device}")
     if args.resume is not None:
-        if args.config or args.overrides or args.seed is not None or args.run_dir:
+        if args.config or args.seed is not None or args.run_dir:
             raise UserError(
-                "--resume continues a run with its saved config; drop CONFIG/--set/--seed/--run-dir "
-                "(only --iterations, --eval-tasks and --device may change)"
+                "--resume continues a run with its saved config; drop CONFIG/--seed/--run-dir "
+                "(only --iterations, --eval-tasks, --device and --set of "
+                f"{', '.join(RESUME_KEYS)} may change)"
             )
+        for item in args.overrides:
+            if cfgmod.override_key(item) not in RESUME_KEYS:
+                raise UserError(
+                    f"train --resume --set {item}: only {', '.join(RESUME_KEYS)} can change on "
+                    "resume (the rest define what the run learns); start a new run for the others"
+                )
         run_dir = args.resume
         config = rundir.load_run_config(run_dir)
         if extra:
             data = cfgmod.apply_overrides(config.model_dump(mode="json"), extra)
-            config = cfgmod.validate(data, "--iterations/--eval-tasks/--device")
+            config = cfgmod.validate(data, "--iterations/--eval-tasks/--device/--set")
         from metarl.run.checkpoint import load_checkpoint
 
         state = load_checkpoint(rundir.checkpoint_path(run_dir))  # fail before touching anything
@@ -351,6 +360,14 @@ def _overridden(config, device: str | None, overrides: list[str]):
     return cfgmod.validate(data, "--set" if overrides else "--device")
 
 
+#: keys ``metarl train --resume --set`` may change: bookkeeping and speed, not what the run
+#: learns (the resumed run's metrics equal an uninterrupted run's)
+RESUME_KEYS = (
+    "train.log_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints_every",
+    "train.num_threads",
+)
 #: config sections ``metarl evaluate --set`` may change (the others define the trained model)
 EVALUATE_SECTIONS = ("env", "task", "eval")
 #: how evaluation episodes are collected, not what was learned (``sampler.action_scale`` and the

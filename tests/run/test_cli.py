@@ -169,6 +169,41 @@ def test_resuming_a_finished_run_says_it_is_complete(run_copy):
     assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
 
 
+def test_resume_may_change_bookkeeping_and_still_matches_an_uninterrupted_run(trained, tmp_path):
+    """Half a run, then `--resume --iterations 40 --set train.keep_checkpoints_every=20`: the
+    checkpoints are kept from there on, the config records it, and the learning rows and final
+    evaluation equal the uninterrupted 40-iteration run's."""
+    run = tmp_path / "half"
+    res = run_cli("train", str(SINUSOID), "--run-dir", str(run), *quick_args(iterations=20))
+    assert res.returncode == 0, res.stderr
+    res = run_cli(
+        "train", "--resume", str(run), "--iterations", "40",
+        "--set", "train.keep_checkpoints_every=20", "--set", "train.log_every=5",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "keep_checkpoints_every: 20" in (run / "config.yaml").read_text()
+    kept = sorted(p.name for p in (run / "checkpoints").glob("iteration-*.pt"))
+    assert kept == ["iteration-40.pt"]  # iteration 20 was checkpointed before the change
+    rows = _learning_rows(run)  # the half run's own final evaluation stays in its log
+    half_eval = [r for r in rows if r["iteration"] == 20 and any(k.startswith("test/") for k in r)]
+    assert len(half_eval) == 1
+    rows.remove(half_eval[0])
+    assert rows == _learning_rows(trained)
+    summary = json.loads((run / "summary.json").read_text())["eval"]
+    assert summary == json.loads((trained / "summary.json").read_text())["eval"]
+
+
+def test_resume_refuses_to_change_what_the_run_learns(run_copy):
+    run = run_copy
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    res = run_cli("train", "--resume", str(run), "--iterations", "41", "--set", "algo.inner.lr=0.5")
+    assert res.returncode == 2
+    assert "--set algo.inner.lr=0.5" in res.stderr
+    assert "train.keep_checkpoints_every" in res.stderr and "start a new run" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+
 def test_checkpoint_of_another_model_is_reported_and_nothing_is_lost(run_copy):
     """A readable checkpoint whose weights do not fit the run's config (here: a layer's weight
     with the wrong shape) fails every command that loads it with one line naming it."""
