@@ -5,9 +5,9 @@
   length, as in Gymnasium; ``motor_gain`` multiplies the push of 10 N, so -1 is a motor wired
   backwards and 0.5 a weak one). Training ranges: gravity U[4.9, 14.7], masscart U[0.5, 2],
   masspole U[0.05, 0.2], length U[0.25, 1], motor_gain always 1 (drawn from the choices {1};
-  ``task_range={"motor_gain": [-1, 1]}`` draws -1 or 1: no fixed policy balances both
-  polarities); valid: gravity [0, 100], masses and length [1e-3, 100], motor_gain [-10, 10]. Horizon
-  500.
+  ``task_range={"motor_gain": [-1, 1]}`` draws -1 or 1: a policy has to find out which way
+  its motor pushes, by adapting or from how the cart responds within an episode); valid:
+  gravity [0, 100], masses and length [1e-3, 100], motor_gain [-10, 10]. Horizon 500.
 * ``PendulumDynamics`` (Gymnasium ``PendulumEnv``): task ``{"mass", "length", "gravity"}``;
   training mass U[0.5, 2], length U[0.5, 2], gravity U[5, 15]; valid mass/length [1e-3, 100],
   gravity [0, 100]. Horizon 200.

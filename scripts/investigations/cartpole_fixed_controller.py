@@ -8,7 +8,9 @@ the env's ranges with the motor reversed (``motor_gain`` -1) on half the variant
 (``cartpole_motor.yaml``), and prints the mean return (500 is the cap) and the share of
 episodes that drop the pole. If one controller balances nearly every variant, a meta-learned
 policy can reach the cap without adapting, and a gradient step has nothing to gain within those
-ranges; if it drops about half, no fixed policy does without knowing the motor's polarity.
+ranges; if it drops about half, a controller of this kind cannot do without knowing the
+motor's polarity (a learned policy may still infer it within an episode from how the cart
+responds to its pushes).
 
     python scripts/investigations/cartpole_fixed_controller.py [--variants 200] [--seed 0]
 """
