@@ -51,8 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set algo.meta_batch_size=10 (repeatable; with "
-        "--resume only the train section's bookkeeping: log_every, checkpoint_every, "
-        "keep_checkpoints_every, num_threads)",
+        f"--resume only {', '.join(RESUME_KEYS)})",
     )
     t.add_argument(
         "--run-dir", type=Path, help="where to write the run (default runs/<config>-<time>)"

@@ -12,8 +12,8 @@ goal from the start).
     python scripts/investigations/returns_by_task.py runs/ant_goal/s1 --key goal --edges 0 1.5 3 4.25
 
 A run directory means its ``summary.json`` (the evaluation at the end of training) when that
-keeps per-task returns, else ``metarl evaluate RUN``'s ``evaluations/test-<N>tasks.json``. Bins are half-open, [lo, hi), except the
-last, which includes its upper edge.
+keeps per-task returns, else ``metarl evaluate RUN``'s ``evaluations/test-<N>tasks.json``. Bins
+are half-open, [lo, hi), except the last, which includes its upper edge.
 """
 
 from __future__ import annotations
