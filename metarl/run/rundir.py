@@ -4,6 +4,8 @@
 
     runs/sinusoid_maml-20261129-101500/
         config.yaml          the resolved config (after --set / --iterations / --seed)
+        provenance.jsonl     one line per start and resume: its iteration, the git commit,
+                             package versions, CPU and torch's instruction set
         metrics.jsonl        one row per logged iteration
         tensorboard/         the same scalars as events
         checkpoints/last.pt  written atomically every train.checkpoint_every iterations

@@ -32,6 +32,7 @@ from .metrics import MetricsLog
 from .plots import plot_adaptation_curve
 from .points import is_trial_curve, point_names
 from .progress import ProgressReporter
+from .provenance import append_provenance, provenance
 from .rundir import (
     CONFIG_NAME,
     checkpoint_path,
@@ -239,6 +240,7 @@ def _train(
         (run_dir / CONFIG_NAME).write_text(dump_config(config))  # only once the state fits
         start, elapsed_before = int(state["iteration"]), float(state.get("elapsed_s", 0.0))
         console.print(f"resuming {run_dir} from iteration {start}")
+    append_provenance(run_dir, start)
     console.print(describe_device(device), markup=False, highlight=False)
     describe = getattr(experiment, "describe", None)  # optional: e.g. the resolved sampler
     if describe is not None:
@@ -292,6 +294,7 @@ def _train(
         "iterations": done,
         "seed": cfg.seed,
         **device_summary(device),
+        "provenance": provenance(),
         "train_time_s": round(train_time, 2),
         "eval_time_s": round(eval_time, 2),
         "eval": curve.as_dict(),
@@ -368,7 +371,8 @@ def evaluate_restored(
     out = evaluation_path(run_dir, split, curve.num_tasks, overrides, iteration, task_file)
     out.parent.mkdir(exist_ok=True)
     device = device_summary(experiment_device(experiment))
-    record = {"iteration": state["iteration"], "split": split, **device, "eval": curve.as_dict()}
+    record = {"iteration": state["iteration"], "split": split, **device}
+    record.update(provenance=provenance(), eval=curve.as_dict())
     env_steps = getattr(experiment, "env_steps", None)
     if env_steps is not None:
         record["train/env_steps"] = float(env_steps)

@@ -61,6 +61,16 @@ def test_train_writes_a_complete_run_directory(trained):
     assert ev["mean"][1] < ev["mean"][0]
     # the resolved config records the overrides
     assert "iterations: 40" in (run / "config.yaml").read_text()
+    # what computed it: this checkout's commit and this process's torch and CPU kernels
+    lines = (run / "provenance.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["iteration"] == 0
+    made = summary["provenance"]
+    assert made["packages"]["torch"] == torch.__version__
+    assert made["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    here = Path(__file__).parent
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=here)
+    if head.returncode == 0:  # a checkout (CI's clean clone is one)
+        assert made["commit"].removesuffix("+dirty") == head.stdout.strip()
     # the checkpoint loads with weights_only=True (plain tensors and data)
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert state["iteration"] == 40
@@ -182,6 +192,8 @@ def test_resume_may_change_bookkeeping_and_still_matches_an_uninterrupted_run(tr
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert "keep_checkpoints_every: 20" in (run / "config.yaml").read_text()
+    starts = [json.loads(line) for line in (run / "provenance.jsonl").read_text().splitlines()]
+    assert [s["iteration"] for s in starts] == [0, 20]  # the start and the resume
     kept = sorted(p.name for p in (run / "checkpoints").glob("iteration-*.pt"))
     assert kept == ["iteration-40.pt"]  # iteration 20 was checkpointed before the change
     rows = _learning_rows(run)  # the half run's own final evaluation stays in its log

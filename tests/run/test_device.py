@@ -186,6 +186,7 @@ def test_a_gpu_written_checkpoint_evaluates_on_the_cpu(tmp_path, monkeypatch):
     assert curve == expected
     record = json.loads((run_dir / "evaluations" / "test-6tasks.json").read_text())
     assert record["device"] == "cpu" and record["eval"]["mean"] == expected.mean
+    assert record["provenance"]["packages"]["torch"] == torch.__version__  # what computed it
 
 
 def test_evaluate_takes_a_device(tmp_path, monkeypatch, capsys):
