@@ -7,7 +7,7 @@
                     [--checkpoint N|all]
     metarl adapt RUN_DIR --task velocity=2.5 [--task ...] [--steps 3] [--episodes 20] [--video F [--video-before]]
                  [--device D] [--checkpoint N]
-    metarl compare RUN_DIR [RUN_DIR ...] [--group-by config|KEY] [--out F.png] [--json F]
+    metarl compare RUN_DIR [RUN_DIR ...] [--group-by config|KEY] [--evaluation NAME] [--out F.png] [--json F]
                    [--markdown]
     metarl baselines CONFIG [--run-dir DIR] [--maml RUN_DIR ...] [--methods a,b] [--set k=v ...]
     metarl status RUN_DIR|DIR [...]
@@ -156,6 +156,13 @@ def _parser() -> argparse.ArgumentParser:
         "--markdown", action="store_true", help="print the tables as Markdown (for docs)"
     )
     c.add_argument("--reps", type=int, default=2_000, help="bootstrap resamples (default 2000)")
+    c.add_argument(
+        "--evaluation",
+        metavar="NAME",
+        help="compare each run's re-evaluation evaluations/NAME.json (what `metarl evaluate` "
+        "wrote, e.g. test-40tasks-maml_code_ant_vel for --task-file "
+        "configs/tasks/maml_code_ant_vel.json) instead of its summary.json",
+    )
 
     b = sub.add_parser(
         "baselines",
@@ -433,7 +440,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     from metarl.run.plots import plot_group_curves
 
     _positive("--reps", args.reps)
-    groups = compare.compare_runs(args.run_dirs, args.group_by, args.reps)
+    groups = compare.compare_runs(args.run_dirs, args.group_by, args.reps, args.evaluation)
     if not console.is_terminal:  # piped into a file: keep run names and cells whole
         console = Console(width=max(console.width, 120))
     console.print(compare.legend(groups), markup=False, highlight=False)

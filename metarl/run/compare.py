@@ -1,7 +1,8 @@
 """``metarl compare``: finished runs side by side, per seed and aggregated across seeds.
 
-Each run's final evaluation (``summary.json``: mean over held-out tasks after 0..S inner steps)
-is one score per step. Runs are grouped (by default: runs whose resolved configs are equal apart
+Each run's final evaluation (``summary.json``: mean over held-out tasks after 0..S inner steps),
+or a named re-evaluation of each (``--evaluation``: e.g. every run on a paper's test tasks), is
+one score per step. Runs are grouped (by default: runs whose resolved configs are equal apart
 from the seeds and logging settings), and each group is summarised per step the way Agarwal et al.
 (2021, "Deep RL at the edge of the statistical precipice") recommend: mean ± s.d. over seeds,
 median, and the interquartile mean (IQM, the mean of the middle 50% of runs) with a 95% stratified
@@ -88,32 +89,51 @@ class GroupSummary:
         }
 
 
-def load_run(run_dir: Path) -> RunScores:
-    """A finished run's scores; a ``UserError`` naming the run if it has no final evaluation."""
+def load_run(run_dir: Path, evaluation: str | None = None) -> RunScores:
+    """A finished run's scores: its final evaluation (``summary.json``), or with ``evaluation``
+    the re-evaluation ``evaluations/<evaluation>.json`` (``test-40tasks-maml_code_ant_vel``: the
+    same tasks for every run, e.g. a paper's test tasks). A ``UserError`` names the run if it
+    has no such evaluation."""
     config = load_run_config(run_dir)
-    summary_path = Path(run_dir) / "summary.json"
-    if not summary_path.is_file():
-        raise UserError(
-            f"{run_dir} has no summary.json: it has not finished; finish it with "
-            f"`metarl train --resume {run_dir}` or leave it out"
-        )
+    run_dir = Path(run_dir)
+    if evaluation is None:
+        path = run_dir / "summary.json"
+        if not path.is_file():
+            raise UserError(
+                f"{run_dir} has no summary.json: it has not finished; finish it with "
+                f"`metarl train --resume {run_dir}` or leave it out"
+            )
+    else:
+        path = run_dir / "evaluations" / f"{evaluation.removesuffix('.json')}.json"
+        if not path.is_file():
+            made = sorted(p.stem for p in (run_dir / "evaluations").glob("*.json"))
+            raise UserError(
+                f"{run_dir} has no evaluation {path.name} (its evaluations: "
+                f"{', '.join(made) or 'none'}); make it with `metarl evaluate {run_dir} ...` "
+                "(e.g. --task-file F, --tasks N) or leave the run out"
+            )
     try:
-        summary = json.loads(summary_path.read_text())
-        curve = summary["eval"]
+        record = json.loads(path.read_text())
+        curve = record["eval"]
         scores = RunScores(
-            run_dir=Path(run_dir),
-            seed=int(summary.get("seed", config.seed)),
+            run_dir=run_dir,
+            seed=int(record.get("seed", config.seed)),
             config=flatten(config.model_dump(mode="json")),
             metric=str(curve["metric"]),
             mean=[float(x) for x in curve["mean"]],
             stderr=[float(x) for x in curve["stderr"]],
             num_tasks=int(curve["num_tasks"]),
-            env_id=summary.get("env_id"),
-            gain_stderr=_paired_errors(Path(run_dir), summary),
+            env_id=record.get("env_id", getattr(getattr(config, "env", None), "id", None)),
+            gain_stderr=(
+                _paired_errors(run_dir, record)
+                if evaluation is None
+                else [float(x) for x in curve.get("gain_stderr", [])]
+            ),
         )
     except (ValueError, KeyError, TypeError) as e:
+        what = "summary" if evaluation is None else "evaluation"
         raise UserError(
-            f"{summary_path} is not a metarl summary ({type(e).__name__}: {e}); re-create it "
+            f"{path} is not a metarl {what} ({type(e).__name__}: {e}); re-create it "
             f"with `metarl evaluate {run_dir}` or leave the run out"
         ) from e
     return scores
@@ -220,12 +240,16 @@ def _seeded_bootstrap(scores: np.ndarray, rng: np.random.Generator):
 
 
 def compare_runs(
-    run_dirs: list[Path], group_by: str = "config", reps: int = 2_000
+    run_dirs: list[Path],
+    group_by: str = "config",
+    reps: int = 2_000,
+    evaluation: str | None = None,
 ) -> list[GroupSummary]:
-    """Load, group and summarise ``run_dirs`` (a ``UserError`` if none is a finished run)."""
+    """Load, group and summarise ``run_dirs`` (a ``UserError`` if none is a finished run);
+    ``evaluation``: each run's ``evaluations/<evaluation>.json`` instead of its summary."""
     if not run_dirs:
         raise UserError("give at least one run directory")
-    runs = [load_run(Path(d)) for d in run_dirs]
+    runs = [load_run(Path(d), evaluation) for d in run_dirs]
     metrics_seen = {r.metric for r in runs}
     if len(metrics_seen) > 1:
         raise UserError(

@@ -131,6 +131,44 @@ def test_an_older_summary_takes_the_paired_errors_of_its_exact_re_evaluation(tmp
     assert load_run(run).gain() == "-"
 
 
+def test_evaluation_compares_each_runs_re_evaluation_on_named_tasks(tmp_path, capsys):
+    """`--evaluation NAME`: every run's evaluations/NAME.json (e.g. a paper's test tasks), not
+    its summary; a run without it is named with the evaluations it has."""
+    runs = []
+    for seed, one_step in enumerate((30.0, 50.0, 100.0)):
+        run = _fake_run(tmp_path, f"s{seed}", seed, [0.0, -5.0])  # its own held-out draw
+        again = {
+            "iteration": 5,
+            "split": "test",
+            "task_file": "paper_tasks.json",
+            "eval": {
+                "metric": "return",
+                "steps": [0, 1],
+                "mean": [10.0 + seed, one_step],
+                "ci95": [2.0, 2.0],
+                "stderr": [1.0, 1.0],
+                "gain_stderr": [0.0, 4.0],
+                "num_tasks": 20,
+            },
+        }
+        (run / "evaluations").mkdir()
+        (run / "evaluations" / "test-20tasks-paper_tasks.json").write_text(json.dumps(again))
+        runs.append(str(run))
+    (group,) = compare_runs(
+        [Path(r) for r in runs], reps=200, evaluation="test-20tasks-paper_tasks"
+    )
+    assert [r.num_tasks for r in group.runs] == [20, 20, 20]
+    assert group.median == [11.0, 50.0] and group.mean[1] == pytest.approx(60.0)
+    assert [r.gain() for r in group.runs] == ["+20.0 ± 4.0", "+39.0 ± 4.0", "+88.0 ± 4.0"]
+    argv = ["compare", *runs, "--evaluation", "test-20tasks-paper_tasks.json", "--markdown"]
+    assert main([*argv, "--reps", "200"]) == 0
+    assert "| 1 | s1 | 1 | 20 | 11.0 ± 1.0 | 50.0 ± 1.0 | +39.0 ± 4.0 |" in capsys.readouterr().out
+    assert main(["compare", *runs, "--evaluation", "test-40tasks"]) == 2
+    error = capsys.readouterr().err
+    assert "s0 has no evaluation test-40tasks.json" in error
+    assert "its evaluations: test-20tasks-paper_tasks" in error
+
+
 def test_rl2_runs_are_named_by_path_and_their_points_are_trial_episodes(tmp_path, capsys):
     """Baseline runs share their directory's name (``DIR/rl2``): each is named by as much of
     its path as tells it apart; an RL² curve's points are a trial's episodes, not steps."""
