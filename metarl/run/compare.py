@@ -54,6 +54,7 @@ class RunScores:
     num_tasks: int
     env_id: str | None = None
     gain_stderr: list[float] = field(default_factory=list)  # empty in older summaries
+    iteration: int | None = None  # the checkpoint's iteration scored (None: not recorded)
 
     def gain(self) -> str:
         """The one-step gain with its paired standard error (``+13.9 ± 3.2``), ``-`` where the
@@ -130,6 +131,8 @@ def load_run(run_dir: Path, evaluation: str | None = None) -> RunScores:
                 else [float(x) for x in curve.get("gain_stderr", [])]
             ),
         )
+        scored = record.get("iterations" if evaluation is None else "iteration")
+        scores.iteration = None if scored is None else int(scored)
     except (ValueError, KeyError, TypeError) as e:
         what = "summary" if evaluation is None else "evaluation"
         raise UserError(
@@ -308,12 +311,22 @@ def reference_curves(groups: list[GroupSummary]) -> dict[str, list[float]]:
 
 
 def legend(groups: list[GroupSummary]) -> str:
-    """One line per group: its number in the tables, its label and its runs."""
-    return "\n".join(
+    """One line per group: its number in the tables, its label and its runs; then a line for
+    each run scored before the end of its budget (a stopped run's summary, or a re-evaluation
+    made before the run was continued), which the tables would otherwise mix in silently."""
+    lines = [
         f"group {i}: {g.label} ({len(g.runs)} run{'s' * (len(g.runs) != 1)}, seeds "
         f"{', '.join(str(r.seed) for r in g.runs)})"
         for i, g in enumerate(groups, 1)
-    )
+    ]
+    names = run_names(groups)
+    for r in (r for g in groups for r in g.runs):
+        budget = r.config.get("train.iterations")
+        if r.iteration is not None and budget is not None and r.iteration != budget:
+            lines.append(
+                f"note: {names[r.run_dir]} is scored at iteration {r.iteration} of its {budget}"
+            )
+    return "\n".join(lines)
 
 
 def tables(groups: list[GroupSummary]) -> list[Any]:

@@ -162,7 +162,14 @@ def test_evaluation_compares_each_runs_re_evaluation_on_named_tasks(tmp_path, ca
     assert [r.gain() for r in group.runs] == ["+20.0 ± 4.0", "+39.0 ± 4.0", "+88.0 ± 4.0"]
     argv = ["compare", *runs, "--evaluation", "test-20tasks-paper_tasks.json", "--markdown"]
     assert main([*argv, "--reps", "200"]) == 0
-    assert "| 1 | s1 | 1 | 20 | 11.0 ± 1.0 | 50.0 ± 1.0 | +39.0 ± 4.0 |" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "| 1 | s1 | 1 | 20 | 11.0 ± 1.0 | 50.0 ± 1.0 | +39.0 ± 4.0 |" in text
+    assert "note:" not in text  # every evaluation is of the run's last iteration (5 of 5)
+    # one evaluated before its run was continued: said, not mixed in silently
+    stale = Path(runs[2]) / "evaluations" / "test-20tasks-paper_tasks.json"
+    stale.write_text(json.dumps({**json.loads(stale.read_text()), "iteration": 3}))
+    assert main([*argv, "--reps", "200"]) == 0
+    assert "note: s2 is scored at iteration 3 of its 5" in capsys.readouterr().out
     assert main(["compare", *runs, "--evaluation", "test-40tasks"]) == 2
     error = capsys.readouterr().err
     assert "s0 has no evaluation test-40tasks.json" in error
