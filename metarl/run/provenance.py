@@ -1,9 +1,10 @@
 """What computed a run: the package versions, the CPU and the vector instruction set torch's
 kernels use, and the source's git commit when it runs from a checkout.
 
-The same seed gives the same run on the same software and CPU. On another CPU a kernel may
-round a float differently (AVX2 against AVX-512 reductions, say), and in a run whose episodes
-end at a threshold (CartPole) a last-bit difference can grow into a different run. Each start
+The same seed gives the same run on the same software and CPU. Another library version or
+another CPU may round a float differently (numpy's float64 ``exp`` and ``log1p`` differ in the
+last bit between its AVX2 and AVX-512 loops, for one), and in a run whose episodes end at a
+threshold (CartPole) a last-bit difference can grow into a different run. Each start
 and resume therefore appends one line to the run's ``provenance.jsonl``, and ``summary.json``
 and every re-evaluation record the process that wrote them, so two runs that differ can be told
 apart by what computed them.
@@ -41,19 +42,22 @@ def cpu_model() -> str:
 @functools.cache
 def source_commit() -> str | None:
     """The git commit of the checkout this package runs from (``+dirty`` when tracked files
-    differ from it), or None for an installed copy or a machine without git. Read once per
-    process: the code a process runs is the code it loaded."""
-    here = Path(__file__).resolve().parent
+    differ from it), or None for an installed copy (even one inside another repository, a
+    virtual environment in a project, say) or a machine without git. Read once per process:
+    the code a process runs is the code it loaded."""
+    package = Path(__file__).resolve().parents[1]  # .../metarl
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"],
+        top, commit = subprocess.run(
+            ["git", "-C", str(package), "rev-parse", "--show-toplevel", "HEAD"],
             capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip()  # fmt: skip
+        ).stdout.splitlines()  # fmt: skip
+        if Path(top).resolve() / package.name != package:
+            return None
         dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", top, "status", "--porcelain", "--untracked-files=no"],
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, ValueError, subprocess.SubprocessError):
         return None
     return f"{commit}+dirty" if dirty else commit
 
