@@ -28,6 +28,7 @@ from rich.console import Console
 
 from metarl.allocator import keep_freed_memory
 from metarl.faults import EnvironmentFault
+from metarl.run.config import BOOKKEEPING_KEYS
 from metarl.run.errors import UserError
 from metarl.run.stop import RunStopped
 from metarl.threads import sleep_idle_threads
@@ -368,12 +369,7 @@ def _overridden(config, device: str | None, overrides: list[str]):
 
 #: keys ``metarl train --resume --set`` may change: bookkeeping and speed, not what the run
 #: learns (the resumed run's metrics equal an uninterrupted run's)
-RESUME_KEYS = (
-    "train.log_every",
-    "train.checkpoint_every",
-    "train.keep_checkpoints_every",
-    "train.num_threads",
-)
+RESUME_KEYS = BOOKKEEPING_KEYS
 #: config sections ``metarl evaluate --set`` may change (the others define the trained model)
 EVALUATE_SECTIONS = ("env", "task", "eval")
 #: how evaluation episodes are collected, not what was learned (``sampler.action_scale`` and the

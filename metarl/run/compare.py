@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import flatten
+from .config import BOOKKEEPING_KEYS, flatten
 from .errors import UserError
 from .points import is_trial_curve, point_names
 from .rundir import evaluation_path, load_run_config
@@ -32,10 +32,8 @@ from .rundir import evaluation_path, load_run_config
 IGNORED_KEYS = (
     "seed",
     "policy.init_seed",
-    "train.log_every",
-    "train.checkpoint_every",
+    *BOOKKEEPING_KEYS,
     "train.eval_every",
-    "train.num_threads",
     "sampler.num_threads",
     "sampler.timeout_s",
 )

@@ -48,6 +48,15 @@ def parse_yaml(text: str, source: str = "<string>") -> Any:
 
 DOMAINS = ("fewshot", "rl")
 
+#: keys that change how a run is logged, checkpointed and threaded, not what it learns:
+#: ``train --resume --set`` may change them, and ``metarl compare`` groups runs across them
+BOOKKEEPING_KEYS = (
+    "train.log_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints_every",
+    "train.num_threads",
+)
+
 
 def domain_schema(domain: str) -> type[BaseModel]:
     """The config model of a domain (imported on demand: a few-shot run never imports gym)."""

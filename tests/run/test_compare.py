@@ -14,13 +14,19 @@ from metarl.run.errors import UserError
 
 
 def _fake_run(
-    root: Path, name: str, seed: int, curve: list[float], activation="tanh", gain_stderr=None
+    root: Path,
+    name: str,
+    seed: int,
+    curve: list[float],
+    activation="tanh",
+    gain_stderr=None,
+    train=None,
 ) -> Path:
     """A finished run directory as `metarl train` leaves it (config.yaml, summary.json)."""
     cfg = RLConfig.model_validate(
         {
             "seed": seed,
-            "train": {"iterations": 5},
+            "train": {"iterations": 5, **(train or {})},
             "env": {"id": "metarl/Navigation2D-v0"},
             "policy": {"activation": activation},
         }
@@ -69,6 +75,19 @@ def test_groups_by_config_apart_from_seeds_and_by_a_key(tmp_path):
     groups = group_runs([load_run(r) for r in runs])
     assert {k: len(v) for k, v in groups.items()} == {
         "policy.activation=tanh": 2,
+        "policy.activation=relu": 3,
+    }
+    # how a run was logged, checkpointed or threaded does not split a group
+    kept = _fake_run(
+        tmp_path,
+        "t2",
+        2,
+        [0.0, 1.5],
+        train={"checkpoint_every": 5, "keep_checkpoints_every": 5, "num_threads": 1},
+    )
+    groups = group_runs([load_run(r) for r in (*runs, kept)])
+    assert {k: len(v) for k, v in groups.items()} == {
+        "policy.activation=tanh": 3,
         "policy.activation=relu": 3,
     }
     by_seed = group_runs([load_run(r) for r in runs], "seed")
