@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set algo.meta_batch_size=10 (repeatable; with "
-        f"--resume only {', '.join(RESUME_KEYS)})",
+        f"--resume only {', '.join(BOOKKEEPING_KEYS)})",
     )
     t.add_argument(
         "--run-dir", type=Path, help="where to write the run (default runs/<config>-<time>)"
@@ -261,13 +261,13 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
             raise UserError(
                 "--resume continues a run with its saved config; drop CONFIG/--seed/--run-dir "
                 "(only --iterations, --eval-tasks, --device and --set of "
-                f"{', '.join(RESUME_KEYS)} may change)"
+                f"{', '.join(BOOKKEEPING_KEYS)} may change)"
             )
         for item in args.overrides:
-            if cfgmod.override_key(item) not in RESUME_KEYS:
+            if cfgmod.override_key(item) not in BOOKKEEPING_KEYS:
                 raise UserError(
-                    f"train --resume --set {item}: only {', '.join(RESUME_KEYS)} can change on "
-                    "resume (the rest define what the run learns); start a new run for the others"
+                    f"train --resume --set {item}: only {', '.join(BOOKKEEPING_KEYS)} can change "
+                    "on resume (the rest define what the run learns); start a new run for the others"
                 )
         run_dir = args.resume
         config = rundir.load_run_config(run_dir)
@@ -367,9 +367,6 @@ def _overridden(config, device: str | None, overrides: list[str]):
     return cfgmod.validate(data, "--set" if overrides else "--device")
 
 
-#: keys ``metarl train --resume --set`` may change: bookkeeping and speed, not what the run
-#: learns (the resumed run's metrics equal an uninterrupted run's)
-RESUME_KEYS = BOOKKEEPING_KEYS
 #: config sections ``metarl evaluate --set`` may change (the others define the trained model)
 EVALUATE_SECTIONS = ("env", "task", "eval")
 #: how evaluation episodes are collected, not what was learned (``sampler.action_scale`` and the

@@ -114,15 +114,16 @@ def load_run(run_dir: Path, evaluation: str | None = None) -> RunScores:
     try:
         record = json.loads(path.read_text())
         curve = record["eval"]
+        flat = flatten(config.model_dump(mode="json"))
         scores = RunScores(
             run_dir=run_dir,
             seed=int(record.get("seed", config.seed)),
-            config=flatten(config.model_dump(mode="json")),
+            config=flat,
             metric=str(curve["metric"]),
             mean=[float(x) for x in curve["mean"]],
             stderr=[float(x) for x in curve["stderr"]],
             num_tasks=int(curve["num_tasks"]),
-            env_id=record.get("env_id", getattr(getattr(config, "env", None), "id", None)),
+            env_id=record.get("env_id", flat.get("env.id")),
             gain_stderr=(
                 _paired_errors(run_dir, record)
                 if evaluation is None

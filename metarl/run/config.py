@@ -49,7 +49,8 @@ def parse_yaml(text: str, source: str = "<string>") -> Any:
 DOMAINS = ("fewshot", "rl")
 
 #: keys that change how a run is logged, checkpointed and threaded, not what it learns:
-#: ``train --resume --set`` may change them, and ``metarl compare`` groups runs across them
+#: ``train --resume --set`` may change them (the resumed run's metrics equal an uninterrupted
+#: run's), and ``metarl compare`` groups runs across them
 BOOKKEEPING_KEYS = (
     "train.log_every",
     "train.checkpoint_every",

@@ -371,8 +371,13 @@ def evaluate_restored(
     out = evaluation_path(run_dir, split, curve.num_tasks, overrides, iteration, task_file)
     out.parent.mkdir(exist_ok=True)
     device = device_summary(experiment_device(experiment))
-    record = {"iteration": state["iteration"], "split": split, **device}
-    record.update(provenance=provenance(), eval=curve.as_dict())
+    record = {
+        "iteration": state["iteration"],
+        "split": split,
+        **device,
+        "provenance": provenance(),
+        "eval": curve.as_dict(),
+    }
     env_steps = getattr(experiment, "env_steps", None)
     if env_steps is not None:
         record["train/env_steps"] = float(env_steps)
