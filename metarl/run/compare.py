@@ -188,16 +188,37 @@ def group_runs(runs: list[RunScores], group_by: str = "config") -> dict[str, lis
     configs = [
         {k: v for k, v in g[0].config.items() if k not in IGNORED_KEYS} for g in by_key.values()
     ]
-    differing = sorted(
-        {k for c in configs for k in c if any(c.get(k) != o.get(k) for o in configs)}
-    )
     labels = []
     for c, group in zip(configs, by_key.values()):
-        if differing:
-            labels.append(", ".join(f"{k}={_text(c.get(k))}" for k in differing))
+        keys = _label_keys(c, configs)
+        if keys:
+            labels.append(", ".join(f"{k}={_text(c[k])}" for k in keys))
         else:
             labels.append(f"{group[0].env_id or c.get('task.name', 'runs')}")
     return dict(zip(labels, by_key.values()))
+
+
+def _label_keys(config: dict[str, Any], configs: list[dict[str, Any]]) -> list[str]:
+    """The keys that tell ``config``'s group from the others: those it has whose value differs
+    in some group. Under a section whose ``name`` differs between groups (``algo.name``:
+    maml_trpo, promp), its name, and a key of that section only where groups of the same name
+    differ in it (ProMP's ``clip_eps`` is no difference from MAML-TRPO, which has none)."""
+
+    def named_section(key: str) -> str | None:
+        parts = key.split(".")
+        for i in range(len(parts) - 1, 0, -1):
+            name = ".".join(parts[:i]) + ".name"
+            if name != key and len({c.get(name) for c in configs}) > 1:
+                return name
+        return None
+
+    keys = []
+    for key in sorted(config):
+        name = named_section(key)
+        peers = configs if name is None else [c for c in configs if c.get(name) == config[name]]
+        if any(key not in o or o[key] != config[key] for o in peers):
+            keys.append(key)
+    return keys
 
 
 def _text(value: Any) -> str:

@@ -21,6 +21,7 @@ def _fake_run(
     activation="tanh",
     gain_stderr=None,
     train=None,
+    algo=None,
 ) -> Path:
     """A finished run directory as `metarl train` leaves it (config.yaml, summary.json)."""
     cfg = RLConfig.model_validate(
@@ -29,6 +30,7 @@ def _fake_run(
             "train": {"iterations": 5, **(train or {})},
             "env": {"id": "metarl/Navigation2D-v0"},
             "policy": {"activation": activation},
+            **({"algo": algo} if algo else {}),
         }
     )
     run = root / name
@@ -94,6 +96,23 @@ def test_groups_by_config_apart_from_seeds_and_by_a_key(tmp_path):
     assert sorted(by_seed) == ["seed=0", "seed=1", "seed=2"]
     with pytest.raises(UserError, match="not a config key"):
         group_runs([load_run(r) for r in runs], "policy.nonsense")
+
+
+def test_groups_of_different_learners_are_labelled_by_the_learner(tmp_path):
+    """Keys only one learner has are no difference between learners; a key in which two
+    groups of the same learner differ is."""
+    promp = {"name": "promp", "clip_eps": 0.3}
+    runs = [_fake_run(tmp_path, f"m{i}", i, [0.0, 1.0]) for i in range(2)]
+    runs += [_fake_run(tmp_path, f"p{i}", i, [0.0, 2.0], algo=promp) for i in range(2)]
+    runs += [
+        _fake_run(tmp_path, "q0", 0, [0.0, 2.0], algo={**promp, "clip_eps": 0.2}, activation="relu")
+    ]
+    labels = list(group_runs([load_run(r) for r in runs]))
+    assert labels == [
+        "algo.name=maml_trpo, policy.activation=tanh",
+        "algo.clip_eps=0.3, algo.name=promp, policy.activation=tanh",
+        "algo.clip_eps=0.2, algo.name=promp, policy.activation=relu",
+    ]
 
 
 def test_unfinished_or_broken_runs_are_named(tmp_path):
