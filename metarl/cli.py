@@ -102,7 +102,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N|all",
         help="a checkpoint the run kept (train.keep_checkpoints_every) instead of the last: "
         "its iteration N, or all of them (a learning curve, drawn to "
-        "evaluations/...-by-iteration.png)",
+        "evaluations/...-by-iteration.png; a checkpoint already evaluated the same way is "
+        "read back, not evaluated again)",
     )
 
     a = sub.add_parser("adapt", help="adapt a trained meta-RL policy to given task variants")
@@ -307,11 +308,8 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     from metarl.run import rundir, trainer
 
     _positive("--tasks", args.tasks)
-    if args.task_file is not None and (args.tasks is not None or args.checkpoint == "all"):
-        raise UserError(
-            "--task-file sets the tasks itself; drop --tasks (and --checkpoint all: evaluate "
-            "one checkpoint at a time with --checkpoint N)"
-        )
+    if args.task_file is not None and args.tasks is not None:
+        raise UserError("--task-file sets the tasks itself; drop --tasks")
     config = rundir.load_run_config(args.run_dir)
     for item in args.overrides:
         section, key = cfgmod.override_section(item), cfgmod.override_key(item)
@@ -323,13 +321,22 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
             )
     config = _overridden(config, args.device, args.overrides)
     changed = f", {' '.join(args.overrides)}" if args.overrides else ""
+    if args.task_file is not None:
+        changed += f", tasks of {args.task_file}"
     if args.checkpoint == "all":
         from metarl.run.kept_curve import evaluate_kept, kept_table
 
-        curves, out = evaluate_kept(args.run_dir, config, args.split, args.tasks, args.overrides)
+        curves, out, reused = evaluate_kept(
+            args.run_dir, config, args.split, args.tasks, args.overrides, args.task_file
+        )
         tasks = next(iter(curves.values())).num_tasks
         title = f"{args.run_dir}, kept checkpoints ({args.split}, {tasks} tasks{changed})"
         console.print(kept_table(curves, title, config))
+        if reused:
+            console.print(
+                f"iterations {', '.join(map(str, reused))}: read back from the evaluations "
+                f"saved in {args.run_dir / 'evaluations'} (delete one to evaluate it again)"
+            )
         console.print(f"learning curve: {out}")
         return 0
     iteration = _checkpoint_iteration(args.checkpoint)
@@ -337,8 +344,6 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
         args.run_dir, config, args.split, args.tasks, args.overrides, iteration, args.task_file
     )
     at = "" if iteration is None else f" at iteration {iteration}"
-    if args.task_file is not None:
-        changed += f", tasks of {args.task_file}"
     console.print(
         trainer.curve_table(
             curve, f"{args.run_dir}{at} ({args.split}, {curve.num_tasks} tasks{changed})", config

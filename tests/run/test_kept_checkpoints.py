@@ -54,6 +54,24 @@ def test_all_kept_checkpoints_give_a_learning_curve(runs, capsys):
     assert (long / "evaluations" / "test-20tasks-by-iteration.png").stat().st_size > 10_000
 
 
+def test_all_reads_back_a_checkpoint_already_evaluated(runs, capsys):
+    """An evaluation saved by `--checkpoint N` is reused (a value written into it shows in the
+    table); one that cannot be read is evaluated again and rewritten."""
+    long, _ = runs
+    assert main(["evaluate", str(long), "--checkpoint", "20"]) == 0
+    saved = long / "evaluations" / "test-20tasks-iteration-20.json"
+    record = json.loads(saved.read_text())
+    record["eval"]["mean"][0] = 123456.0
+    saved.write_text(json.dumps(record))
+    (long / "evaluations" / "test-20tasks-iteration-40.json").write_text("{not json")
+    capsys.readouterr()
+    assert main(["evaluate", str(long), "--checkpoint", "all"]) == 0
+    out = capsys.readouterr().out
+    assert "1.235e+05" in out and "iterations 20: read back" in out
+    last = json.loads((long / "summary.json").read_text())["eval"]
+    assert _eval(long / "evaluations" / "test-20tasks-iteration-40.json") == last
+
+
 @pytest.mark.parametrize(
     "checkpoint, message",
     [
@@ -114,3 +132,13 @@ def test_adapt_takes_a_kept_checkpoint(tmp_path, capsys):
     assert load_checkpoint(saved)["iteration"] == 1
     assert main([*args, "--checkpoint", "5"]) == 2
     assert "kept those of iterations 1, 2" in capsys.readouterr().err
+    # every kept checkpoint on the tasks of a file: one evaluation each, named by the file
+    task_file = tmp_path / "goals.json"
+    task_file.write_text(json.dumps({"tasks": [{"goal": [0.2, 0.3]}, {"goal": [-0.4, 0.1]}]}))
+    assert main(["evaluate", str(run), "--checkpoint", "all", "--task-file", str(task_file)]) == 0
+    for i in (1, 2):
+        record = json.loads(
+            (run / "evaluations" / f"test-2tasks-goals-iteration-{i}.json").read_text()
+        )
+        assert record["iteration"] == i and record["eval"]["tasks"][1]["goal"] == [-0.4, 0.1]
+    assert (run / "evaluations" / "test-2tasks-goals-by-iteration.png").is_file()
