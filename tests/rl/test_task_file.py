@@ -60,7 +60,7 @@ def test_evaluate_task_file_from_the_cli(tmp_path, capsys):
         (["--task-file", str(bad)], "goal"),  # the env names its task key
         (["--task-file", str(tmp_path / "none.json")], "task file not found"),
         (["--task-file", str(tasks), "--tasks", "3"], "drop --tasks"),
-        (["--task-file", str(tasks), "--checkpoint", "all"], "--checkpoint N"),
+        (["--task-file", str(tasks), "--checkpoint", "all"], "kept no checkpoints"),
     ]
     for args, expected in cases:
         assert main(["evaluate", str(run), *args]) == 2
